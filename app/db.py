@@ -1,0 +1,78 @@
+"""Database access: connection pools and the named SQL queries kept in sql/queries/*.sql."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from psycopg import Connection
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from app.settings import PROJECT_ROOT
+
+QUERIES_DIR = PROJECT_ROOT / "sql" / "queries"
+_NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
+
+Row = dict[str, Any]
+
+
+class LeaseLost(Exception):
+    """A fenced write changed nothing: another poller owns this message now."""
+
+
+def load_queries(folder: Path = QUERIES_DIR) -> dict[str, str]:
+    """Read every `-- name: x` block of every .sql file in `folder` into {name: sql}."""
+    queries: dict[str, str] = {}
+    for path in sorted(folder.glob("*.sql")):
+        parts = _NAME_LINE.split(path.read_text())
+        for name, body in zip(parts[1::2], parts[2::2], strict=True):
+            if name in queries:
+                raise ValueError(f"query {name!r} is defined twice ({path.name})")
+            queries[name] = body.strip()
+    return queries
+
+
+QUERIES: Mapping[str, str] = load_queries()
+
+
+def fetch_one(conn: Connection, query: str, **params: Any) -> Row | None:
+    """Run the named query and return its first row (as a dict), or None."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(QUERIES[query], params)
+        return cur.fetchone()
+
+
+def fetch_all(conn: Connection, query: str, **params: Any) -> list[Row]:
+    """Run the named query and return all rows (as dicts)."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(QUERIES[query], params)
+        return cur.fetchall()
+
+
+def fenced(conn: Connection, query: str, **params: Any) -> Row:
+    """Run a fenced write; raise LeaseLost when it matched no row."""
+    row = fetch_one(conn, query, **params)
+    if row is None:
+        raise LeaseLost(f"{query} matched nothing for {params.get('id')}")
+    return row
+
+
+def open_pool(url: str, *, name: str, min_size: int = 1, max_size: int = 10) -> ConnectionPool:
+    """A pool whose `connection()` block is one transaction (commit on success)."""
+    return ConnectionPool(
+        conninfo=url,
+        name=name,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs={"application_name": name},
+        check=ConnectionPool.check_connection,
+        open=True,
+    )
+
+
+def sqlalchemy_url(url: str) -> str:
+    """DATABASE_URL in SQLAlchemy's spelling, using the psycopg 3 driver (for Alembic)."""
+    return re.sub(r"^postgres(ql)?(\+\w+)?://", "postgresql+psycopg://", url)

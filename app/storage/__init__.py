@@ -1,0 +1,64 @@
+"""Where finished exports are kept: S3 (production) or a local folder (development).
+
+Pick a backend by URL with `storage_from_url`: `s3://bucket/prefix` or `file:///dir`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+
+@dataclass(frozen=True)
+class Download:
+    """How the API answers a download link: redirect to a URL, or send a local file."""
+
+    redirect_url: str | None = None
+    path: Path | None = None
+
+
+class Storage(Protocol):
+    """A place to stream export files to and hand them back out from."""
+
+    def upload(self, key: str, stream: BinaryIO, content_type: str) -> None:
+        """Read `stream` to its end into `key` with constant memory.
+
+        On any failure (including one raised by `stream.read`) nothing is left behind
+        (an S3 multipart upload is aborted) and the exception propagates, wrapped as
+        TransientError/PermanentError where it came from the backend itself.
+        """
+        ...
+
+    def download(self, key: str, filename: str, content_type: str) -> Download:
+        """A short-lived way for a browser to fetch `key` saved as `filename`."""
+        ...
+
+    def open(self, key: str) -> BinaryIO:
+        """Read a stored object back (operators, tests)."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove a stored object; no error when it is already gone."""
+        ...
+
+
+def storage_from_url(
+    url: str,
+    *,
+    region: str = "us-east-1",
+    endpoint_url: str | None = None,
+    presign_seconds: int = 300,
+) -> Storage:
+    """The storage backend named by `url`."""
+    if url.startswith("s3://"):
+        from app.storage.s3 import S3Storage
+
+        return S3Storage.from_url(
+            url, region=region, endpoint_url=endpoint_url, presign_seconds=presign_seconds
+        )
+    if url.startswith("file://"):
+        from app.storage.local import FileStorage
+
+        return FileStorage.from_url(url)
+    raise ValueError(f"unsupported storage URL {url!r}: use s3://bucket/prefix or file:///dir")

@@ -1,0 +1,89 @@
+-- Job state changes. Loaded by app/db.py; every block starts with "-- name: <query name>".
+-- Writes made by a poller are fenced on jobs.attempts (the export.run attempt that owns the
+-- job): a poller whose lease lapsed updates zero rows and must drop its work.
+
+-- name: insert_job
+-- A new export request. With an idempotency key, a repeat inserts nothing (see get_job_by_key).
+INSERT INTO exports.jobs
+    (tenant, owner_id, kind, params, format, notify_email, idempotency_key, request_fingerprint)
+VALUES
+    (%(tenant)s, %(owner_id)s, %(kind)s, %(params)s, %(format)s, %(notify_email)s,
+     %(idempotency_key)s, %(request_fingerprint)s)
+ON CONFLICT (tenant, owner_id, idempotency_key) DO NOTHING
+RETURNING *;
+
+-- name: get_job_by_key
+SELECT * FROM exports.jobs
+WHERE tenant = %(tenant)s AND owner_id = %(owner_id)s AND idempotency_key = %(idempotency_key)s;
+
+-- name: get_job
+SELECT * FROM exports.jobs WHERE tenant = %(tenant)s AND id = %(id)s;
+
+-- name: get_job_for_worker
+SELECT * FROM exports.jobs WHERE id = %(id)s;
+
+-- name: list_jobs
+-- Newest first; the cursor is the (created_at, id) of the last row of the previous page.
+SELECT * FROM exports.jobs
+WHERE tenant = %(tenant)s
+  AND (%(owner_id)s::text IS NULL OR owner_id = %(owner_id)s)
+  AND (%(state)s::text IS NULL OR state = %(state)s)
+  AND (%(before_created_at)s::timestamptz IS NULL
+       OR (created_at, id) < (%(before_created_at)s::timestamptz, %(before_id)s::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s;
+
+-- name: cancel_job
+UPDATE exports.jobs
+SET state = 'cancelled', finished_at = now()
+WHERE tenant = %(tenant)s AND id = %(id)s AND state IN ('queued', 'running')
+RETURNING *;
+
+-- name: start_export
+-- The export.run message for this job was claimed as attempt `attempt`: the job is ours.
+UPDATE exports.jobs
+SET state = 'running', attempts = %(attempt)s, started_at = coalesce(started_at, now()),
+    progress_rows = 0, progress_bytes = 0
+WHERE id = %(id)s AND state IN ('queued', 'running')
+RETURNING *;
+
+-- name: record_progress
+UPDATE exports.jobs
+SET progress_rows = %(rows)s, progress_bytes = %(bytes)s
+WHERE id = %(id)s AND attempts = %(attempt)s AND state = 'running'
+RETURNING id;
+
+-- name: finish_export
+UPDATE exports.jobs
+SET state = 'succeeded', finished_at = now(),
+    progress_rows = %(rows)s, progress_bytes = %(bytes)s,
+    result_key = %(key)s, result_rows = %(rows)s, result_bytes = %(bytes)s,
+    result_sha256 = %(sha256)s, result_content_type = %(content_type)s,
+    expires_at = now() + make_interval(secs => %(retention_seconds)s),
+    last_error = NULL,
+    email_status = CASE WHEN notify_email IS NULL THEN NULL ELSE 'pending' END
+WHERE id = %(id)s AND attempts = %(attempt)s AND state = 'running'
+RETURNING *;
+
+-- name: requeue_export
+-- A transient failure: the job waits for its next attempt.
+UPDATE exports.jobs
+SET state = 'queued', last_error = %(error)s
+WHERE id = %(id)s AND attempts = %(attempt)s AND state = 'running'
+RETURNING id;
+
+-- name: fail_export
+UPDATE exports.jobs
+SET state = 'failed', finished_at = now(), last_error = %(error)s,
+    email_status = CASE WHEN notify_email IS NULL THEN NULL ELSE 'pending' END
+WHERE id = %(id)s AND attempts = %(attempt)s AND state = 'running'
+RETURNING *;
+
+-- name: record_email_sent
+UPDATE exports.jobs
+SET notified_at = now(), email_message_id = %(message_id)s, email_status = 'sent'
+WHERE id = %(id)s
+RETURNING id;
+
+-- name: record_email_failed
+UPDATE exports.jobs SET email_status = 'failed' WHERE id = %(id)s RETURNING id;

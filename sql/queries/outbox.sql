@@ -1,0 +1,61 @@
+-- The outbox work queue. Loaded by app/db.py; every block starts with "-- name: <query name>".
+-- After a claim, every write is fenced on (id, attempts): zero rows updated means the lease
+-- was lost to another poller and the caller must stop.
+
+-- name: insert_message
+-- The AFTER INSERT trigger NOTIFYs exports_outbox when the transaction commits.
+INSERT INTO exports.outbox (topic, job_id, payload, max_attempts)
+VALUES (%(topic)s, %(job_id)s, %(payload)s, %(max_attempts)s)
+RETURNING id;
+
+-- name: claim_batch
+-- The heart of the queue: take up to `batch` ready messages nobody else holds and lease
+-- them (visible_at moves into the future). Short transaction; the work happens outside it.
+WITH next AS MATERIALIZED (
+    SELECT id FROM exports.outbox
+    WHERE done_at IS NULL AND dead_at IS NULL AND visible_at <= now()
+    ORDER BY visible_at, id
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED)
+UPDATE exports.outbox o
+SET attempts = o.attempts + 1,
+    visible_at = now() + make_interval(secs => %(lease_seconds)s),
+    leased_by = %(worker)s
+FROM next
+WHERE o.id = next.id
+RETURNING o.id, o.topic, o.job_id, o.payload, o.attempts, o.max_attempts;
+
+-- name: extend_leases
+-- Heartbeat: one statement for every message a poller has in flight. Returns the ids whose
+-- lease is still ours; a missing id was lost (re-claimed, finished or killed by hand).
+UPDATE exports.outbox o
+SET visible_at = now() + make_interval(secs => %(lease_seconds)s)
+FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[]) AS held (id, attempts)
+WHERE o.id = held.id AND o.attempts = held.attempts
+  AND o.done_at IS NULL AND o.dead_at IS NULL
+RETURNING o.id;
+
+-- name: complete_message
+UPDATE exports.outbox
+SET done_at = now()
+WHERE id = %(id)s AND attempts = %(attempt)s AND done_at IS NULL AND dead_at IS NULL
+RETURNING id;
+
+-- name: retry_message
+-- Transient failure: record it and make the message visible again after a back-off.
+UPDATE exports.outbox
+SET visible_at = now() + make_interval(secs => %(delay_seconds)s),
+    leased_by = NULL,
+    last_error = %(error)s,
+    errors = errors || jsonb_build_object('attempt', attempts, 'at', now(), 'error', %(error)s)
+WHERE id = %(id)s AND attempts = %(attempt)s AND done_at IS NULL AND dead_at IS NULL
+RETURNING id;
+
+-- name: bury_message
+-- Permanent failure or attempts exhausted: the message is dead and stays for inspection.
+UPDATE exports.outbox
+SET dead_at = now(),
+    last_error = %(error)s,
+    errors = errors || jsonb_build_object('attempt', attempts, 'at', now(), 'error', %(error)s)
+WHERE id = %(id)s AND attempts = %(attempt)s AND done_at IS NULL AND dead_at IS NULL
+RETURNING id;
