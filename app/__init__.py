@@ -1,0 +1,26 @@
+"""The exports API (Flask) and everything the API and the poller share."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """The Flask app; with no arguments, configured from the environment."""
+    from app.http import downloads, exports, health
+    from app.http.problems import register_problem_handlers
+    from app.services import Services
+
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # keep the documented field order
+    services = Services.build(settings, name="exports-api")
+    app.extensions["exports"] = services
+    register_problem_handlers(app)
+    app.register_blueprint(exports.bp)
+    app.register_blueprint(downloads.bp)
+    app.register_blueprint(health.bp)
+    return app

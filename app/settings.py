@@ -40,6 +40,8 @@ class Settings:
     lease_seconds: float = 30.0
     poll_interval: float = 1.0
     max_attempts: int = 5
+    retry_base_seconds: float = 5.0
+    retry_cap_seconds: float = 900.0
     # How long a finished export (and its emailed link) stays downloadable.
     retention_seconds: int = 7 * 24 * 3600
     # How long a presigned S3 URL handed out by GET /d/<token> lives.
@@ -84,11 +86,21 @@ class Settings:
             lease_seconds=reader.number("EXPORTS_LEASE_SECONDS", cls.lease_seconds, 1, 3600),
             poll_interval=reader.number("EXPORTS_POLL_INTERVAL", cls.poll_interval, 0.05, 300),
             max_attempts=reader.integer("EXPORTS_MAX_ATTEMPTS", cls.max_attempts, 1, 100),
+            retry_base_seconds=reader.number(
+                "EXPORTS_RETRY_BASE_SECONDS", cls.retry_base_seconds, 0.01, 3600
+            ),
+            retry_cap_seconds=reader.number(
+                "EXPORTS_RETRY_CAP_SECONDS", cls.retry_cap_seconds, 0.01, 86400
+            ),
             retention_seconds=reader.integer(
                 "EXPORTS_RETENTION_SECONDS", cls.retention_seconds, 60, 366 * 24 * 3600
             ),
-            presign_seconds=reader.integer("EXPORTS_PRESIGN_SECONDS", cls.presign_seconds, 10, 3600),
-            max_body_bytes=reader.integer("EXPORTS_MAX_BODY_BYTES", cls.max_body_bytes, 1024, 10**7),
+            presign_seconds=reader.integer(
+                "EXPORTS_PRESIGN_SECONDS", cls.presign_seconds, 10, 3600
+            ),
+            max_body_bytes=reader.integer(
+                "EXPORTS_MAX_BODY_BYTES", cls.max_body_bytes, 1024, 10**7
+            ),
             log_level=reader.text("EXPORTS_LOG_LEVEL", cls.log_level).upper(),
         )
         if reader.errors:

@@ -27,7 +27,7 @@ def run_migrations_online() -> None:
         _migrate(connection)
 
 
-def _migrate(connection) -> None:  # noqa: ANN001 - a sqlalchemy Connection
+def _migrate(connection) -> None:
     context.configure(connection=connection, version_table_schema="public")
     with context.begin_transaction():
         context.run_migrations()

@@ -72,9 +72,11 @@ COMMENT ON COLUMN exports.jobs.request_fingerprint IS
 COMMENT ON COLUMN exports.jobs.progress_rows IS 'Rows written so far by the running export.';
 COMMENT ON COLUMN exports.jobs.progress_bytes IS 'Bytes uploaded so far by the running export.';
 COMMENT ON COLUMN exports.jobs.result_key IS 'Storage key of the finished file.';
-COMMENT ON COLUMN exports.jobs.result_sha256 IS 'Hex sha256 of the stored object (after compression).';
+COMMENT ON COLUMN exports.jobs.result_sha256 IS
+    'Hex sha256 of the stored object (after compression).';
 COMMENT ON COLUMN exports.jobs.expires_at IS 'When the file and its download links stop working.';
-COMMENT ON COLUMN exports.jobs.email_message_id IS 'Message id the mail backend gave for the email.';
+COMMENT ON COLUMN exports.jobs.email_message_id IS
+    'Message id the mail backend gave for the email.';
 COMMENT ON COLUMN exports.jobs.email_status IS
     'pending: notify message queued; sent: delivered to the mail backend; failed: gave up.';
 COMMENT ON COLUMN exports.jobs.schedule_id IS 'The schedule that created this job, if any.';

@@ -19,7 +19,8 @@ WHERE tenant = %(tenant)s AND owner_id = %(owner_id)s AND idempotency_key = %(id
 -- name: get_job
 SELECT * FROM exports.jobs WHERE tenant = %(tenant)s AND id = %(id)s;
 
--- name: get_job_for_worker
+-- name: get_job_by_id
+-- Any tenant: for the poller and for signed download links, which name the job themselves.
 SELECT * FROM exports.jobs WHERE id = %(id)s;
 
 -- name: list_jobs

@@ -1,0 +1,286 @@
+"""The export catalog: one SQL file per export kind in sql/exports/, parameters declared inside.
+
+A kind file starts with a TOML header in a block comment, then the query:
+
+    /*---
+    description = "Orders placed by the user"
+    formats = ["csv", "csv.gz"]          # optional; default: every format
+
+    [params.since]
+    type = "date"                        # string | integer | number | boolean | date | datetime
+    required = false                     # default false
+    default = "2020-01-01"               # optional
+    description = "Only orders placed on or after this day"
+    ---*/
+    SELECT ... FROM ... WHERE owner_id = %(owner_id)s AND placed_at >= %(since)s
+
+Queries use psycopg placeholders only. `%(owner_id)s` is always bound from the job (never
+from request params); every other placeholder must be a declared parameter and vice versa.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+FORMATS: dict[str, str] = {"csv": "text/csv", "csv.gz": "application/gzip"}
+PARAM_TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
+OWNER_PARAM = "owner_id"
+
+_KIND_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_HEADER = re.compile(r"\A\s*/\*---\n(?P<header>.*?)\n---\*/\s*(?P<query>.*?)\s*;?\s*\Z", re.DOTALL)
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+_BARE_PERCENT = re.compile(r"%(?!\(\w+\)s|%)")
+
+
+class CatalogError(ValueError):
+    """A kind file is malformed; raised at start-up so a broken catalog never runs."""
+
+
+class ParamsInvalid(ValueError):
+    """Request params do not fit the kind; `errors` maps a field path to what is wrong."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Param:
+    """One declared parameter of an export kind."""
+
+    name: str
+    type: str
+    required: bool = False
+    default: Any = None
+    description: str = ""
+
+    def convert(self, value: Any) -> Any:
+        """The JSON `value` as the Python value bound into the query; ValueError if it isn't one."""
+        return _CONVERTERS[self.type](value)
+
+
+@dataclass(frozen=True)
+class ExportKind:
+    """A named, parameterised query that produces one export file."""
+
+    name: str
+    description: str
+    query: str
+    params: tuple[Param, ...]
+    formats: tuple[str, ...] = field(default=tuple(FORMATS))
+
+    def validate_params(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Check request params; return them complete with defaults, still JSON-shaped."""
+        errors: dict[str, str] = {}
+        declared = {p.name: p for p in self.params}
+        for name in given:
+            if name not in declared:
+                errors[f"params.{name}"] = f"unknown parameter for kind {self.name!r}"
+        complete: dict[str, Any] = {}
+        for param in self.params:
+            value = given.get(param.name, param.default)
+            if value is None:
+                if param.required:
+                    errors[f"params.{param.name}"] = "is required"
+                complete[param.name] = None
+                continue
+            try:
+                param.convert(value)
+            except (TypeError, ValueError) as exc:
+                errors[f"params.{param.name}"] = str(exc)
+            complete[param.name] = value
+        if errors:
+            raise ParamsInvalid(errors)
+        return complete
+
+    def copy_statement(self) -> sql.Composed:
+        """COPY of the query as CSV with a header row, streamed to the client."""
+        return sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER)").format(sql.SQL(self.query))
+
+    def bind(self, owner_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Query parameters: stored job params converted, and the owner from the job itself."""
+        bound = {
+            p.name: None if params.get(p.name) is None else p.convert(params[p.name])
+            for p in self.params
+        }
+        bound[OWNER_PARAM] = owner_id
+        return bound
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Every export kind, by name."""
+
+    kinds: Mapping[str, ExportKind]
+
+    def get(self, name: str) -> ExportKind | None:
+        """The kind called `name`, or None."""
+        return self.kinds.get(name)
+
+    def __iter__(self) -> Iterator[ExportKind]:
+        return iter(sorted(self.kinds.values(), key=lambda k: k.name))
+
+    def plan_problems(self, conn: psycopg.Connection) -> dict[str, str]:
+        """Plan every query (EXPLAIN, params NULL) against a database; {kind: error}."""
+        problems: dict[str, str] = {}
+        for kind in self:
+            try:
+                with conn.transaction():
+                    conn.execute(
+                        sql.SQL("EXPLAIN {}").format(sql.SQL(kind.query)), kind.bind("", {})
+                    )
+            except psycopg.Error as exc:
+                problems[kind.name] = str(exc).strip()
+        return problems
+
+
+def load_catalog(folder: Path) -> Catalog:
+    """Parse and check every kind file in `folder`; raise CatalogError listing all problems."""
+    if not folder.is_dir():
+        raise CatalogError(f"export catalog folder {folder} does not exist")
+    kinds: dict[str, ExportKind] = {}
+    problems: list[str] = []
+    for path in sorted(folder.glob("*.sql")):
+        try:
+            kinds[path.stem] = parse_kind(path.stem, path.read_text())
+        except CatalogError as exc:
+            problems.append(f"{path.name}: {exc}")
+    if problems:
+        raise CatalogError("invalid export catalog:\n  " + "\n  ".join(problems))
+    if not kinds:
+        raise CatalogError(f"export catalog folder {folder} holds no *.sql kind")
+    return Catalog(kinds)
+
+
+def parse_kind(name: str, text: str) -> ExportKind:
+    """One kind from its file's text; CatalogError when anything is off."""
+    if not _KIND_NAME.match(name):
+        raise CatalogError("file name must be lower_snake_case (it is the kind's name)")
+    match = _HEADER.match(text)
+    if match is None:
+        raise CatalogError("must start with a /*--- TOML header ---*/ comment")
+    try:
+        header = tomllib.loads(match["header"])
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogError(f"header is not valid TOML: {exc}") from exc
+    query = match["query"]
+    if not query:
+        raise CatalogError("has no query after the header")
+    if _BARE_PERCENT.search(query):
+        raise CatalogError("a literal % in the query must be written %%")
+    params = tuple(_parse_param(n, spec) for n, spec in header.get("params", {}).items())
+    used = set(_PLACEHOLDER.findall(query))
+    if OWNER_PARAM not in used:
+        raise CatalogError(f"query must filter on %({OWNER_PARAM})s")
+    declared = {p.name for p in params}
+    if OWNER_PARAM in declared:
+        raise CatalogError(f"{OWNER_PARAM} is bound from the job and cannot be a parameter")
+    if undeclared := used - declared - {OWNER_PARAM}:
+        raise CatalogError(f"placeholders not declared as params: {sorted(undeclared)}")
+    if unused := declared - used:
+        raise CatalogError(f"params not used by the query: {sorted(unused)}")
+    formats = tuple(header.get("formats", FORMATS))
+    if unknown := set(formats) - set(FORMATS):
+        raise CatalogError(f"unknown formats {sorted(unknown)}; known: {list(FORMATS)}")
+    return ExportKind(
+        name=name,
+        description=str(header.get("description", "")),
+        query=query,
+        params=params,
+        formats=formats,
+    )
+
+
+def _parse_param(name: str, spec: Any) -> Param:
+    if not isinstance(spec, dict):
+        raise CatalogError(f"param {name!r} must be a table")
+    if spec.get("type") not in PARAM_TYPES:
+        raise CatalogError(f"param {name!r} needs a type, one of {list(PARAM_TYPES)}")
+    if unknown := set(spec) - {"type", "required", "default", "description"}:
+        raise CatalogError(f"param {name!r} has unknown keys {sorted(unknown)}")
+    param = Param(
+        name=name,
+        type=spec["type"],
+        required=bool(spec.get("required", False)),
+        default=spec.get("default"),
+        description=str(spec.get("description", "")),
+    )
+    if param.default is not None:
+        if isinstance(param.default, dt.date | dt.datetime):  # TOML has native dates
+            raise CatalogError(f"param {name!r}: write the default as a quoted ISO string")
+        try:
+            param.convert(param.default)
+        except (TypeError, ValueError) as exc:
+            raise CatalogError(f"param {name!r} default: {exc}") from exc
+    return param
+
+
+def _to_string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError("must be a string")
+    if len(value) > 1000:
+        raise ValueError("must be at most 1000 characters")
+    return value
+
+
+def _to_integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("must be an integer")
+    if not -(2**63) <= value < 2**63:
+        raise ValueError("is out of range")
+    return value
+
+
+def _to_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("must be a number")
+    if not math.isfinite(value):
+        raise ValueError("must be finite")
+    return float(value)
+
+
+def _to_boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError("must be true or false")
+    return value
+
+
+def _to_date(value: Any) -> dt.date:
+    if not isinstance(value, str):
+        raise TypeError("must be a date string like 2024-01-31")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be a date like 2024-01-31") from None
+
+
+def _to_datetime(value: Any) -> dt.datetime:
+    if not isinstance(value, str):
+        raise TypeError("must be a timestamp string like 2024-01-31T12:00:00Z")
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be an ISO 8601 timestamp like 2024-01-31T12:00:00Z") from None
+    if parsed.tzinfo is None:
+        raise ValueError("must include a time zone (Z or +hh:mm)")
+    return parsed
+
+
+_CONVERTERS = {
+    "string": _to_string,
+    "integer": _to_integer,
+    "number": _to_number,
+    "boolean": _to_boolean,
+    "date": _to_date,
+    "datetime": _to_datetime,
+}

@@ -1,0 +1,112 @@
+"""The /v1 JSON API: request, read, list and cancel exports; list export kinds."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from app import jobs
+from app.http import parsing
+from app.http.problems import Problem, not_found
+from app.http.render import job_json, kinds_json
+from app.services import Services, current_services
+
+bp = Blueprint("exports", __name__, url_prefix="/v1")
+
+
+def _tenant() -> str:
+    # API clients (and so tenants) arrive with authentication in a later issue; until then
+    # every caller is the default tenant, and every query is already scoped by tenant.
+    return jobs.DEFAULT_TENANT
+
+
+@bp.post("/exports")
+def create_export() -> Response:
+    """Queue an export: job and outbox message in one transaction; 202 + Location."""
+    services: Services = current_services()
+    export = parsing.export_request(parsing.json_body(request), services.catalog)
+    key = parsing.idempotency_key(request)
+    try:
+        with services.pool.connection() as conn:
+            job, created = jobs.request_export(
+                conn,
+                _tenant(),
+                export,
+                idempotency_key=key,
+                max_attempts=services.settings.max_attempts,
+            )
+    except jobs.IdempotencyConflict as exc:
+        raise Problem(
+            409,
+            "idempotency-conflict",
+            "Idempotency key reused",
+            "This Idempotency-Key was already used with a different request body "
+            f"(job {exc.job.id}); use a new key for a new export.",
+            job_id=str(exc.job.id),
+        ) from None
+    response = jsonify(job_json(job, services.links))
+    response.status_code = 202
+    response.headers["Location"] = url_for("exports.get_export", job_id=job.id)
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@bp.get("/exports/<uuid:job_id>")
+def get_export(job_id: uuid.UUID) -> Response:
+    """One job."""
+    services = current_services()
+    with services.pool.connection() as conn:
+        job = _job_or_404(conn, job_id)
+    return jsonify(job_json(job, services.links))
+
+
+@bp.get("/exports")
+def list_exports() -> Response:
+    """Jobs newest first, filtered by owner and state, one keyset page at a time."""
+    services = current_services()
+    args = parsing.list_arguments(request.args)
+    limit = args.pop("limit")
+    with services.pool.connection() as conn:
+        page = jobs.list_jobs(conn, _tenant(), limit=limit + 1, **args)
+    next_cursor = None
+    if len(page) > limit:
+        page = page[:limit]
+        next_cursor = parsing.encode_cursor(page[-1].created_at, page[-1].id)
+    return jsonify(
+        {"items": [job_json(j, services.links) for j in page], "next_cursor": next_cursor}
+    )
+
+
+@bp.post("/exports/<uuid:job_id>/cancel")
+def cancel_export(job_id: uuid.UUID) -> Response:
+    """queued/running → cancelled; 409 if the job already ended otherwise."""
+    services = current_services()
+    try:
+        with services.pool.connection() as conn:
+            job = jobs.cancel_job(conn, _tenant(), job_id)
+    except jobs.JobNotFound:
+        raise not_found(f"There is no export {job_id}.") from None
+    except jobs.NotCancellable as exc:
+        raise Problem(
+            409,
+            "not-cancellable",
+            "Export already ended",
+            f"Export {job_id} is {exc.job.state} and can no longer be cancelled.",
+            state=exc.job.state,
+        ) from None
+    return jsonify(job_json(job, services.links))
+
+
+@bp.get("/export-kinds")
+def list_kinds() -> Response:
+    """The export catalog."""
+    return jsonify(kinds_json(current_services().catalog))
+
+
+def _job_or_404(conn, job_id: uuid.UUID) -> jobs.Job:
+    try:
+        return jobs.get_job(conn, _tenant(), job_id)
+    except jobs.JobNotFound:
+        raise not_found(f"There is no export {job_id}.") from None

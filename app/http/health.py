@@ -1,0 +1,37 @@
+"""Liveness and readiness for load balancers and ECS."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from app.http.problems import Problem
+from app.schema import head_revision
+from app.services import current_services
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process is up and serving requests (no dependencies checked)."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """Ready for traffic: the database answers and its schema is at the code's migration."""
+    services = current_services()
+    expected = head_revision()
+    with services.pool.connection(timeout=5) as conn:
+        row = conn.execute("SELECT version_num FROM public.alembic_version").fetchone()
+    found = row[0] if row else None
+    if found != expected:
+        raise Problem(
+            503,
+            "schema-out-of-date",
+            "Not ready",
+            f"Database schema is at {found!r}, this code needs {expected!r}: "
+            "run `exports-admin migrate`.",
+            headers={"Retry-After": "30"},
+        )
+    return jsonify({"status": "ready", "schema": found})

@@ -1,0 +1,121 @@
+"""Errors as RFC 9457 problem documents (application/problem+json), never a traceback."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from flask import Flask, Response, json
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_BASE = "https://exports.invalid/problems/"  # stable identifiers, not fetched
+MEDIA_TYPE = "application/problem+json"
+
+
+class Problem(Exception):
+    """An HTTP error with a stable type slug, a human detail and optional per-field errors."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str,
+        *,
+        errors: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.title = title
+        self.detail = detail
+        self.errors = errors or {}
+        self.headers = headers or {}
+        self.extra = extra
+
+    def to_response(self) -> Response:
+        """The problem as a Flask response."""
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE + self.slug,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            **self.extra,
+        }
+        if self.errors:
+            # JSON Pointers into the request body ("params.since" -> "/params/since").
+            body["errors"] = [
+                {"pointer": "/" + field.replace(".", "/") if field else "", "detail": detail}
+                for field, detail in self.errors.items()
+            ]
+        response = Response(json.dumps(body), status=self.status, mimetype=MEDIA_TYPE)
+        response.headers.update(self.headers)
+        return response
+
+
+def invalid(errors: dict[str, str]) -> Problem:
+    """422 for a well-formed request whose fields are wrong."""
+    count = len(errors)
+    return Problem(
+        422,
+        "validation",
+        "Invalid request",
+        f"{count} field{'s' if count > 1 else ''} of the request "
+        f"{'are' if count > 1 else 'is'} invalid: "
+        + "; ".join(f"{k} {v}" for k, v in errors.items()),
+        errors=errors,
+    )
+
+
+def not_found(detail: str) -> Problem:
+    """404 for an unknown resource (including another tenant's)."""
+    return Problem(404, "not-found", "Not found", detail)
+
+
+def register_problem_handlers(app: Flask) -> None:
+    """Turn every error, ours or Flask's, into a problem document."""
+
+    @app.errorhandler(Problem)
+    def _problem(problem: Problem) -> Response:
+        return problem.to_response()
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Response:
+        slug = {
+            404: "not-found",
+            405: "method-not-allowed",
+            413: "payload-too-large",
+            415: "unsupported-media-type",
+        }.get(exc.code or 500, "http-error")
+        detail = exc.description or exc.name
+        if exc.code == 413:
+            limit = app.config.get("MAX_CONTENT_LENGTH")
+            detail = f"The request body is larger than the limit of {limit} bytes."
+        headers = dict(exc.get_headers()) if exc.code == 405 else {}
+        headers.pop("Content-Type", None)
+        return Problem(exc.code or 500, slug, exc.name, detail, headers=headers).to_response()
+
+    @app.errorhandler(psycopg.OperationalError)
+    @app.errorhandler(psycopg_pool.PoolTimeout)
+    def _database_unavailable(exc: Exception) -> Response:
+        log.warning("database unavailable: %s", exc)
+        return Problem(
+            503,
+            "database-unavailable",
+            "Service unavailable",
+            "The database cannot be reached right now; retry shortly.",
+            headers={"Retry-After": "5"},
+        ).to_response()
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error")  # Sentry's logging integration picks this up
+        return Problem(
+            500, "internal", "Internal error", "Something went wrong on our side."
+        ).to_response()

@@ -1,0 +1,291 @@
+"""The jobs domain: every change of an export job's state happens through these functions.
+
+    queued ──start──► running ──finish──► succeeded ──(retention)──► expired
+       ▲                 │ └────fail────► failed
+       └────requeue──────┘
+    queued | running ──cancel──► cancelled
+
+The API calls request_export / cancel_job; the poller calls the rest, always naming the
+outbox message (and so the attempt) it holds. Each function is one transaction's worth of
+work on the caller's connection; the caller commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, fields
+from typing import Any
+
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+from app import outbox
+from app.db import fenced, fetch_all, fetch_one
+from app.outbox import Message
+
+DEFAULT_TENANT = "default"
+STATES = ("queued", "running", "succeeded", "failed", "cancelled", "expired")
+NOTIFY_MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of exports.jobs."""
+
+    id: uuid.UUID
+    tenant: str
+    owner_id: str
+    kind: str
+    params: dict[str, Any]
+    format: str
+    notify_email: str | None
+    state: str
+    attempts: int
+    idempotency_key: str | None
+    request_fingerprint: str | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    progress_rows: int
+    progress_bytes: int
+    result_key: str | None
+    result_rows: int | None
+    result_bytes: int | None
+    result_sha256: str | None
+    result_content_type: str | None
+    expires_at: dt.datetime | None
+    last_error: str | None
+    notified_at: dt.datetime | None
+    email_message_id: str | None
+    email_status: str | None
+    schedule_id: uuid.UUID | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Job:
+        """Build from a dict row, ignoring columns this code does not know yet."""
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """A validated request for an export (params already checked against the catalog)."""
+
+    owner_id: str
+    kind: str
+    params: dict[str, Any]
+    format: str
+    notify_email: str | None
+
+    def fingerprint(self) -> str:
+        """sha256 of the request's canonical JSON: tells a retry from a different request."""
+        canonical = json.dumps(self.__dict__, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What a finished export produced."""
+
+    key: str
+    rows: int
+    bytes: int
+    sha256: str
+    content_type: str
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before with a different request body."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"idempotency key already used for job {job.id}")
+        self.job = job
+
+
+class JobNotFound(Exception):
+    """No job with that id for this tenant."""
+
+
+class NotCancellable(Exception):
+    """The job already ended; `job` is its current state."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"job {job.id} is {job.state}")
+        self.job = job
+
+
+class ExportStopped(Exception):
+    """The running export must stop: the job was cancelled, or our lease was lost."""
+
+
+def request_export(
+    conn: Connection,
+    tenant: str,
+    request: ExportRequest,
+    *,
+    idempotency_key: str | None,
+    max_attempts: int,
+) -> tuple[Job, bool]:
+    """Insert the job and its export.run message together; (job, created).
+
+    A repeated idempotency key returns the first job (created=False) or raises
+    IdempotencyConflict when the body differs.
+    """
+    fingerprint = request.fingerprint()
+    row = fetch_one(
+        conn,
+        "insert_job",
+        tenant=tenant,
+        owner_id=request.owner_id,
+        kind=request.kind,
+        params=Jsonb(request.params),
+        format=request.format,
+        notify_email=request.notify_email,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint,
+    )
+    if row is None:  # the key was taken (possibly by a concurrent twin of this request)
+        existing = fetch_one(
+            conn,
+            "get_job_by_key",
+            tenant=tenant,
+            owner_id=request.owner_id,
+            idempotency_key=idempotency_key,
+        )
+        assert existing is not None, "ON CONFLICT skipped the insert, so the row exists"
+        job = Job.from_row(existing)
+        if job.request_fingerprint != fingerprint:
+            raise IdempotencyConflict(job)
+        return job, False
+    job = Job.from_row(row)
+    outbox.add_message(conn, outbox.EXPORT_RUN, job.id, max_attempts=max_attempts)
+    return job, True
+
+
+def get_job(conn: Connection, tenant: str, job_id: uuid.UUID) -> Job:
+    """The tenant's job; JobNotFound otherwise (another tenant's job is 'not found' too)."""
+    row = fetch_one(conn, "get_job", tenant=tenant, id=job_id)
+    if row is None:
+        raise JobNotFound(str(job_id))
+    return Job.from_row(row)
+
+
+def list_jobs(
+    conn: Connection,
+    tenant: str,
+    *,
+    owner_id: str | None,
+    state: str | None,
+    limit: int,
+    before: tuple[dt.datetime, uuid.UUID] | None,
+) -> list[Job]:
+    """Newest first, starting after the keyset position `before` (created_at, id)."""
+    rows = fetch_all(
+        conn,
+        "list_jobs",
+        tenant=tenant,
+        owner_id=owner_id,
+        state=state,
+        before_created_at=before[0] if before else None,
+        before_id=before[1] if before else None,
+        limit=limit,
+    )
+    return [Job.from_row(r) for r in rows]
+
+
+def cancel_job(conn: Connection, tenant: str, job_id: uuid.UUID) -> Job:
+    """queued/running → cancelled. A running export notices at its next progress write."""
+    row = fetch_one(conn, "cancel_job", tenant=tenant, id=job_id)
+    if row is not None:
+        return Job.from_row(row)
+    job = get_job(conn, tenant, job_id)  # raises JobNotFound
+    if job.state == "cancelled":
+        return job  # cancelling twice is not an error: the caller gets what it asked for
+    raise NotCancellable(job)
+
+
+# --- poller side ---------------------------------------------------------------------------
+
+
+def start_export(conn: Connection, message: Message) -> Job | None:
+    """Claim the job for this attempt (→ running); None if it ended meanwhile (cancelled)."""
+    row = fetch_one(conn, "start_export", id=message.job_id, attempt=message.attempts)
+    return Job.from_row(row) if row else None
+
+
+def record_progress(conn: Connection, message: Message, *, rows: int, bytes_: int) -> None:
+    """Store progress; ExportStopped when the job was cancelled or re-claimed meanwhile."""
+    row = fetch_one(
+        conn,
+        "record_progress",
+        id=message.job_id,
+        attempt=message.attempts,
+        rows=rows,
+        bytes=bytes_,
+    )
+    if row is None:
+        raise ExportStopped(f"job {message.job_id} is no longer running under this attempt")
+
+
+def finish_export(
+    conn: Connection, message: Message, result: ExportResult, *, retention_seconds: int
+) -> Job:
+    """In one transaction: job succeeded with its result, message done, notify queued."""
+    row = fenced(
+        conn,
+        "finish_export",
+        id=message.job_id,
+        attempt=message.attempts,
+        key=result.key,
+        rows=result.rows,
+        bytes=result.bytes,
+        sha256=result.sha256,
+        content_type=result.content_type,
+        retention_seconds=retention_seconds,
+    )
+    outbox.complete_message(conn, message)
+    job = Job.from_row(row)
+    if job.notify_email:
+        outbox.add_message(conn, outbox.EXPORT_NOTIFY, job.id, max_attempts=NOTIFY_MAX_ATTEMPTS)
+    return job
+
+
+def retry_export(conn: Connection, message: Message, error: str, delay_seconds: float) -> None:
+    """A transient failure: back to queued until the message's back-off passes."""
+    fenced(conn, "requeue_export", id=message.job_id, attempt=message.attempts, error=error)
+    outbox.retry_message(conn, message, error, delay_seconds)
+
+
+def fail_export(conn: Connection, message: Message, error: str) -> Job:
+    """Give up: job failed, message dead, a failure email queued if anyone is to be told."""
+    row = fenced(conn, "fail_export", id=message.job_id, attempt=message.attempts, error=error)
+    outbox.bury_message(conn, message, error)
+    job = Job.from_row(row)
+    if job.notify_email:
+        outbox.add_message(conn, outbox.EXPORT_NOTIFY, job.id, max_attempts=NOTIFY_MAX_ATTEMPTS)
+    return job
+
+
+def drop_export(conn: Connection, message: Message) -> None:
+    """The job ended without us (cancelled): settle the message, nothing else to do."""
+    outbox.complete_message(conn, message)
+
+
+def find_job(conn: Connection, job_id: uuid.UUID) -> Job | None:
+    """A job by id whatever its tenant (the poller, and signed links that name it)."""
+    row = fetch_one(conn, "get_job_by_id", id=job_id)
+    return Job.from_row(row) if row else None
+
+
+def record_email_sent(conn: Connection, message: Message, email_message_id: str) -> None:
+    """In one transaction: the notify message done and the job's email recorded as sent."""
+    outbox.complete_message(conn, message)
+    fetch_one(conn, "record_email_sent", id=message.job_id, message_id=email_message_id)
+
+
+def record_email_failed(conn: Connection, message: Message, error: str) -> None:
+    """The email could not be sent and will not be retried."""
+    outbox.bury_message(conn, message, error)
+    fetch_one(conn, "record_email_failed", id=message.job_id)

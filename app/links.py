@@ -1,0 +1,47 @@
+"""Download links: EXPORTS_PUBLIC_URL/d/<token>, the token a signed, expiring job id.
+
+The emailed link never holds storage credentials; the API exchanges it for a fresh,
+short-lived presigned URL on every click, so it outlives temporary AWS credentials.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+_SALT = "exports.download-link.v1"
+
+
+class LinkExpired(Exception):
+    """The token was genuine but is older than its lifetime."""
+
+
+class LinkInvalid(Exception):
+    """The token was not made by us (tampered, truncated, another secret)."""
+
+
+class LinkSigner:
+    """Makes and checks download tokens with the service's secret key."""
+
+    def __init__(self, secret_key: str, public_url: str, max_age_seconds: int) -> None:
+        self._serializer = URLSafeTimedSerializer(secret_key, salt=_SALT)
+        self._public_url = public_url.rstrip("/")
+        self.max_age_seconds = max_age_seconds
+
+    def link_for(self, job_id: uuid.UUID) -> str:
+        """The public download URL for a job's file."""
+        return f"{self._public_url}/d/{self._serializer.dumps(str(job_id))}"
+
+    def job_id_from(self, token: str) -> uuid.UUID:
+        """The job a token names; LinkExpired or LinkInvalid if it can't be honoured."""
+        try:
+            value = self._serializer.loads(token, max_age=self.max_age_seconds)
+        except SignatureExpired as exc:
+            raise LinkExpired(str(exc)) from exc
+        except BadSignature as exc:
+            raise LinkInvalid(str(exc)) from exc
+        try:
+            return uuid.UUID(value)
+        except (TypeError, ValueError) as exc:
+            raise LinkInvalid("token does not name a job") from exc

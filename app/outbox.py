@@ -1,0 +1,102 @@
+"""The outbox work queue: add messages, claim them with a lease, and settle them (fenced).
+
+Each step of a job is one message (topic export.run, then export.notify). After a claim,
+every write names the attempt it claimed; if another poller re-claimed the message since,
+the write matches nothing and LeaseLost is raised.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+from app.db import fenced, fetch_all, fetch_one
+
+EXPORT_RUN = "export.run"
+EXPORT_NOTIFY = "export.notify"
+
+
+@dataclass(frozen=True)
+class Message:
+    """A claimed outbox row: what to do, and the attempt number that fences our writes."""
+
+    id: int
+    topic: str
+    job_id: uuid.UUID | None
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+
+    @property
+    def is_last_attempt(self) -> bool:
+        """True when a failure now must bury the message instead of retrying it."""
+        return self.attempts >= self.max_attempts
+
+
+def add_message(
+    conn: Connection,
+    topic: str,
+    job_id: uuid.UUID,
+    *,
+    max_attempts: int,
+    payload: dict[str, Any] | None = None,
+) -> int:
+    """Queue a message in the caller's transaction; pollers are woken when it commits."""
+    row = fetch_one(
+        conn,
+        "insert_message",
+        topic=topic,
+        job_id=job_id,
+        payload=Jsonb(payload or {}),
+        max_attempts=max_attempts,
+    )
+    assert row is not None
+    return row["id"]
+
+
+def claim_batch(
+    conn: Connection, *, batch: int, lease_seconds: float, worker: str
+) -> list[Message]:
+    """Lease up to `batch` ready messages to `worker` (commit right after)."""
+    rows = fetch_all(conn, "claim_batch", batch=batch, lease_seconds=lease_seconds, worker=worker)
+    return [Message(**row) for row in rows]
+
+
+def extend_leases(conn: Connection, messages: list[Message], *, lease_seconds: float) -> set[int]:
+    """Heartbeat for all `messages` in one statement; returns the ids still held."""
+    if not messages:
+        return set()
+    rows = fetch_all(
+        conn,
+        "extend_leases",
+        ids=[m.id for m in messages],
+        attempts=[m.attempts for m in messages],
+        lease_seconds=lease_seconds,
+    )
+    return {row["id"] for row in rows}
+
+
+def complete_message(conn: Connection, message: Message) -> None:
+    """Mark the message done; LeaseLost if it is no longer ours."""
+    fenced(conn, "complete_message", id=message.id, attempt=message.attempts)
+
+
+def retry_message(conn: Connection, message: Message, error: str, delay_seconds: float) -> None:
+    """Record a transient failure and hide the message for `delay_seconds`."""
+    fenced(
+        conn,
+        "retry_message",
+        id=message.id,
+        attempt=message.attempts,
+        error=error,
+        delay_seconds=delay_seconds,
+    )
+
+
+def bury_message(conn: Connection, message: Message, error: str) -> None:
+    """Give up on the message (permanent error or attempts exhausted)."""
+    fenced(conn, "bury_message", id=message.id, attempt=message.attempts, error=error)

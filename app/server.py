@@ -1,0 +1,43 @@
+"""exports-api: the API under gunicorn (threads), configured from the environment."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from app import create_app
+from app.logs import configure_logging
+from app.monitoring import init_sentry
+from app.settings import Settings
+
+
+class _Gunicorn(BaseApplication):
+    def __init__(self, options: dict[str, Any]) -> None:
+        self.options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self):
+        settings = Settings.from_env()
+        configure_logging(settings.log_level)
+        init_sentry(settings)
+        return create_app(settings)
+
+
+def main() -> None:
+    """Serve on EXPORTS_BIND (default 0.0.0.0:8000) with EXPORTS_API_WORKERS processes."""
+    _Gunicorn(
+        {
+            "bind": os.environ.get("EXPORTS_BIND", "0.0.0.0:8000"),
+            "workers": int(os.environ.get("EXPORTS_API_WORKERS", "2")),
+            "worker_class": "gthread",
+            "threads": int(os.environ.get("EXPORTS_API_THREADS", "4")),
+            "graceful_timeout": 20,
+            "accesslog": "-" if os.environ.get("EXPORTS_ACCESS_LOG") else None,
+        }
+    ).run()

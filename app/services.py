@@ -1,0 +1,49 @@
+"""What a running process holds on to: settings, pools, catalog, storage, link signer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg_pool import ConnectionPool
+
+from app.catalog import Catalog, load_catalog
+from app.db import open_pool
+from app.links import LinkSigner
+from app.settings import Settings
+from app.storage import Storage, storage_from_url
+
+
+@dataclass
+class Services:
+    """The long-lived collaborators of the API and the poller, built once at start-up."""
+
+    settings: Settings
+    pool: ConnectionPool
+    catalog: Catalog
+    storage: Storage
+    links: LinkSigner
+
+    @classmethod
+    def build(cls, settings: Settings, *, name: str, pool_size: int = 10) -> Services:
+        """Load and check the catalog first (a broken one stops start-up), then connect."""
+        catalog = load_catalog(settings.catalog_dir)
+        storage = storage_from_url(
+            settings.storage_url,
+            region=settings.aws_region,
+            endpoint_url=settings.aws_endpoint_url,
+            presign_seconds=settings.presign_seconds,
+        )
+        links = LinkSigner(settings.secret_key, settings.public_url, settings.retention_seconds)
+        pool = open_pool(settings.database_url, name=name, max_size=pool_size)
+        return cls(settings, pool, catalog, storage, links)
+
+    def close(self) -> None:
+        """Close the database pool."""
+        self.pool.close()
+
+
+def current_services() -> Services:
+    """The Services of the Flask app handling the current request."""
+    from flask import current_app
+
+    return current_app.extensions["exports"]

@@ -1,0 +1,5 @@
+"""`python -m poller` is `exports-poller`."""
+
+from poller.main import main
+
+main()

@@ -1,0 +1,96 @@
+"""export.run: stream the kind's query through COPY into storage, then finish the job."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from psycopg import Connection
+from psycopg_pool import ConnectionPool
+
+from app import jobs
+from app.catalog import FORMATS
+from app.errors import PermanentError
+from app.outbox import Message
+from app.services import Services
+from poller.export_file import ExportFile
+from poller.lease import Lease
+
+log = logging.getLogger(__name__)
+
+EXPORT_DEADLINE_SECONDS = 30 * 60
+
+
+class ExportRun:
+    """Runs one export attempt end to end; every job write is fenced on the attempt."""
+
+    def __init__(self, services: Services, source_pool: ConnectionPool) -> None:
+        self.services = services
+        self.source_pool = source_pool
+
+    def handle(self, lease: Lease) -> None:
+        """Produce the file and finish the job, or raise (the poller decides what next)."""
+        message = lease.message
+        pool = self.services.pool
+        with pool.connection() as conn:
+            job = jobs.start_export(conn, message)
+            if job is None:  # cancelled (or otherwise ended) before we got to it
+                jobs.drop_export(conn, message)
+                log.info("export skipped: job already ended", extra={"job_id": str(message.job_id)})
+                return
+        kind = self.services.catalog.get(job.kind)
+        if kind is None:
+            raise PermanentError(f"export kind {job.kind!r} is not in the catalog any more")
+
+        def save_progress(rows: int, bytes_: int) -> None:
+            lease.check()
+            with pool.connection() as conn:
+                jobs.record_progress(conn, message, rows=rows, bytes_=bytes_)
+
+        key = object_key(job)
+        with self.source_pool.connection() as source, source.cursor() as cur:
+            # The catalog query may only read, and may not run forever.
+            cur.execute("SET TRANSACTION READ ONLY")
+            cur.execute(f"SET LOCAL statement_timeout = {EXPORT_DEADLINE_SECONDS * 1000}")
+            with cur.copy(kind.copy_statement(), kind.bind(job.owner_id, job.params)) as copy:
+                export = ExportFile(
+                    copy, gzip=job.format.endswith(".gz"), on_progress=save_progress
+                )
+                self.services.storage.upload(key, export, FORMATS[job.format])
+            rows = cur.rowcount if cur.rowcount >= 0 else export.rows
+        result = jobs.ExportResult(
+            key=key,
+            rows=rows,
+            bytes=export.bytes,
+            sha256=export.sha256,
+            content_type=FORMATS[job.format],
+        )
+        try:
+            with pool.connection() as conn:
+                jobs.finish_export(
+                    conn,
+                    message,
+                    result,
+                    retention_seconds=self.services.settings.retention_seconds,
+                )
+        except BaseException:
+            # The object exists but the job does not point at it: don't leave it behind.
+            self.services.storage.delete(key)
+            raise
+        log.info(
+            "export finished",
+            extra={"job_id": str(job.id), "rows": rows, "bytes": export.bytes, "key": key},
+        )
+
+    def retry(self, conn: Connection, message: Message, error: str, delay: float) -> None:
+        """The job goes back to queued until its next attempt."""
+        jobs.retry_export(conn, message, error, delay)
+
+    def give_up(self, conn: Connection, message: Message, error: str) -> None:
+        """The job failed for good; its owner gets a short failure email."""
+        jobs.fail_export(conn, message, error)
+
+
+def object_key(job: jobs.Job) -> str:
+    """Where the file goes: by tenant and job, with a random part nobody can guess."""
+    return f"{job.tenant}/{job.id}/{secrets.token_urlsafe(16)}.{job.format}"

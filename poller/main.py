@@ -1,0 +1,92 @@
+"""exports-poller: build the poller from the environment and run it until SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+import click
+
+from app.db import open_pool
+from app.logs import configure_logging
+from app.monitoring import init_sentry
+from app.outbox import EXPORT_NOTIFY, EXPORT_RUN
+from app.services import Services
+from app.settings import Settings
+from poller.backoff import Backoff
+from poller.handlers.export_notify import ExportNotify
+from poller.handlers.export_run import ExportRun
+from poller.mail import mailer_from_url
+from poller.worker import Poller
+
+log = logging.getLogger("poller")
+
+
+def build_poller(settings: Settings) -> tuple[Poller, list]:
+    """A Poller wired to its handlers, plus the things to close when it is done."""
+    services = Services.build(
+        settings, name="exports-poller", pool_size=settings.poller_threads * 2 + 2
+    )
+    source_pool = open_pool(
+        settings.source_database_url or settings.database_url,
+        name="exports-poller-source",
+        max_size=settings.poller_threads,
+    )
+    mailer = mailer_from_url(
+        settings.mail_url,
+        region=settings.aws_region,
+        endpoint_url=settings.aws_endpoint_url,
+        configuration_set=settings.ses_configuration_set,
+    )
+    poller = Poller(
+        services.pool,
+        {
+            EXPORT_RUN: ExportRun(services, source_pool),
+            EXPORT_NOTIFY: ExportNotify(services, mailer),
+        },
+        database_url=settings.database_url,
+        threads=settings.poller_threads,
+        batch=settings.poller_batch,
+        lease_seconds=settings.lease_seconds,
+        poll_interval=settings.poll_interval,
+        backoff=Backoff(settings.retry_base_seconds, settings.retry_cap_seconds),
+    )
+    return poller, [source_pool, services]
+
+
+@click.command()
+@click.option(
+    "--grace",
+    default=25.0,
+    show_default=True,
+    envvar="EXPORTS_SHUTDOWN_GRACE",
+    help="Seconds in-flight work may take to finish after SIGTERM.",
+)
+def main(grace: float) -> None:
+    """Claim and run export work from the outbox until SIGTERM (twice: exit at once)."""
+    settings = Settings.from_env()
+    configure_logging(settings.log_level)
+    init_sentry(settings)
+    poller, closables = build_poller(settings)
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if stopping.is_set():
+            log.warning("second signal: exiting now")
+            os._exit(1)
+        stopping.set()
+        log.info("signal %s: stopping", signal.Signals(signum).name)
+        poller.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        poller.run(grace_seconds=grace)
+    finally:
+        for thing in closables:
+            thing.close()
+    sys.exit(0)

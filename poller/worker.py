@@ -1,0 +1,290 @@
+"""The poller loop: wait for work (LISTEN + fallback poll), claim a batch, run it on threads.
+
+One Poller per process. Threads: the main loop (claims), a listener (LISTEN), a heartbeat
+(extends every in-flight lease in one UPDATE) and a pool of handler threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import psycopg_pool
+
+from app import outbox
+from app.db import LeaseLost
+from app.errors import PermanentError, TransientError
+from app.jobs import ExportStopped
+from app.outbox import Message
+from poller.backoff import Backoff
+from poller.handlers import Handler
+from poller.lease import Lease
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "exports_outbox"
+# Database errors that a retry can outlive (connection lost, pool exhausted).
+_DB_UNAVAILABLE = (psycopg.OperationalError, psycopg_pool.PoolTimeout)
+# Errors in the SQL itself (syntax, missing column, bad cast, constraint): never transient.
+_SQL_MISTAKES = (
+    psycopg.ProgrammingError,
+    psycopg.DataError,
+    psycopg.IntegrityError,
+    psycopg.NotSupportedError,
+)
+
+
+def worker_name() -> str:
+    """host:pid:random, written to outbox.leased_by so DBAs can tell pollers apart."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Poller:
+    """Claims outbox messages and runs their topic's handler until stopped."""
+
+    def __init__(
+        self,
+        pool: psycopg_pool.ConnectionPool,
+        handlers: Mapping[str, Handler],
+        *,
+        database_url: str,
+        threads: int = 4,
+        batch: int = 10,
+        lease_seconds: float = 30.0,
+        poll_interval: float = 1.0,
+        backoff: Backoff | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.pool = pool
+        self.handlers = handlers
+        self.database_url = database_url
+        self.threads = threads
+        self.batch = batch
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.backoff = backoff or Backoff()
+        self.name = name or worker_name()
+        self._in_flight: dict[int, Lease] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="handler")
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def run(self, *, grace_seconds: float = 25.0) -> None:
+        """Run until stop(); then let in-flight work finish for up to `grace_seconds`."""
+        log.info("poller started", extra={"worker": self.name, "threads": self.threads})
+        helpers = [
+            threading.Thread(target=self._listen, name="listener", daemon=True),
+            threading.Thread(target=self._heartbeat, name="heartbeat", daemon=True),
+        ]
+        for thread in helpers:
+            thread.start()
+        try:
+            self._claim_loop()
+        finally:
+            self._drain(grace_seconds)
+            log.info("poller stopped", extra={"worker": self.name})
+
+    def stop(self) -> None:
+        """Stop claiming now; run() returns once in-flight work is done (or the grace ends)."""
+        self._stopping.set()
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        """How many messages are being worked on right now."""
+        with self._lock:
+            return len(self._in_flight)
+
+    # --- claiming -------------------------------------------------------------------------
+
+    def _claim_loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            free = self.threads - self.in_flight
+            claimed: list[Message] = []
+            if free > 0:
+                try:
+                    claimed = self.claim(min(free, self.batch))
+                    failures = 0
+                except _DB_UNAVAILABLE as exc:
+                    failures += 1
+                    pause = min(30.0, 0.5 * 2**failures)
+                    log.warning(
+                        "claim failed, database unavailable; retrying in %.1fs",
+                        pause,
+                        extra={"error": str(exc)},
+                    )
+                    self._stopping.wait(pause)
+                    continue
+                for message in claimed:
+                    self._start(message)
+            if claimed and len(claimed) == min(free, self.batch):
+                continue  # the queue may hold more: claim again without waiting
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+
+    def claim(self, batch: int) -> list[Message]:
+        """Lease up to `batch` ready messages to this poller."""
+        with self.pool.connection() as conn:
+            return outbox.claim_batch(
+                conn, batch=batch, lease_seconds=self.lease_seconds, worker=self.name
+            )
+
+    def _start(self, message: Message) -> None:
+        lease = Lease(message)
+        with self._lock:
+            self._in_flight[message.id] = lease
+        future = self._executor.submit(self.run_message, lease)
+        future.add_done_callback(lambda _: self._finished(message.id))
+
+    def _finished(self, message_id: int) -> None:
+        with self._lock:
+            self._in_flight.pop(message_id, None)
+        self._wake.set()  # a thread is free: claim more
+
+    # --- running one message --------------------------------------------------------------
+
+    def run_message(self, lease: Lease) -> None:
+        """Run the handler; turn its failure into a fenced retry or give-up. Never raises."""
+        message = lease.message
+        context = {
+            "message_id": message.id,
+            "topic": message.topic,
+            "job_id": str(message.job_id),
+            "attempt": message.attempts,
+        }
+        handler = self.handlers.get(message.topic)
+        try:
+            if handler is None:
+                raise PermanentError(f"no handler for topic {message.topic!r}")
+            handler.handle(lease)
+        except (LeaseLost, ExportStopped) as exc:
+            log.warning("work dropped: %s", exc, extra=context)
+        except PermanentError as exc:
+            log.error("permanent failure: %s", exc, extra=context)
+            self._settle(handler, lease, _describe(exc), give_up=True)
+        except (TransientError, *_DB_UNAVAILABLE) as exc:
+            log.warning("transient failure: %s", exc, extra=context)
+            at_least = exc.min_delay if isinstance(exc, TransientError) else 0.0
+            self._settle(handler, lease, _describe(exc), give_up=False, at_least=at_least)
+        except _SQL_MISTAKES as exc:
+            # The query itself is wrong (a broken catalog kind, bad data): retrying won't help.
+            log.error("permanent failure (SQL): %s", exc, extra=context)
+            self._settle(handler, lease, _describe(exc), give_up=True)
+        except Exception as exc:
+            # Unknown errors are retried (they may be passing), but reported loudly.
+            log.exception("unexpected failure", extra=context)
+            self._settle(handler, lease, _describe(exc), give_up=False)
+
+    def _settle(
+        self,
+        handler: Handler | None,
+        lease: Lease,
+        error: str,
+        *,
+        give_up: bool,
+        at_least: float = 0.0,
+    ) -> None:
+        message = lease.message
+        give_up = give_up or message.is_last_attempt
+        try:
+            with self.pool.connection() as conn:
+                if handler is None:
+                    outbox.bury_message(conn, message, error)
+                elif give_up:
+                    handler.give_up(conn, message, error)
+                else:
+                    delay = self.backoff.delay(message.attempts, at_least=at_least)
+                    handler.retry(conn, message, error, delay)
+        except LeaseLost:
+            log.warning(
+                "failure not recorded: lease already lost", extra={"message_id": message.id}
+            )
+        except _DB_UNAVAILABLE as exc:
+            # The lease will lapse and the message run again: nothing is lost.
+            log.error(
+                "failure not recorded, database unavailable: %s",
+                exc,
+                extra={"message_id": message.id},
+            )
+
+    # --- background threads ---------------------------------------------------------------
+
+    def _listen(self) -> None:
+        """Wake the claim loop on NOTIFY; reconnect with back-off if the connection drops."""
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(
+                    self.database_url, autocommit=True, application_name="exports-poller-listen"
+                ) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    failures = 0
+                    self._wake.set()  # anything queued while we were not listening
+                    while not self._stopping.is_set():
+                        for _ in conn.notifies(timeout=1.0):
+                            self._wake.set()
+            except psycopg.Error as exc:
+                failures += 1
+                pause = min(30.0, 0.5 * 2**failures)
+                log.warning(
+                    "listener lost its connection; retrying in %.1fs",
+                    pause,
+                    extra={"error": str(exc)},
+                )
+                self._stopping.wait(pause)
+
+    def _heartbeat(self) -> None:
+        """Every third of a lease, extend all in-flight leases at once; flag the lost ones.
+
+        Keeps beating after stop() while work is still draining.
+        """
+        while True:
+            stopping = self._stopping.wait(self.lease_seconds / 3)
+            if stopping and not self.in_flight:
+                return
+            self.extend_leases()
+
+    def extend_leases(self) -> None:
+        """One heartbeat: a single UPDATE for every message this poller holds."""
+        with self._lock:
+            leases = list(self._in_flight.values())
+        if not leases:
+            return
+        try:
+            with self.pool.connection() as conn:
+                held = outbox.extend_leases(
+                    conn, [lease.message for lease in leases], lease_seconds=self.lease_seconds
+                )
+        except _DB_UNAVAILABLE as exc:
+            log.warning("heartbeat failed: %s", exc)
+            return
+        for lease in leases:
+            if lease.message.id not in held and not lease.lost.is_set():
+                lease.lost.set()
+                log.warning("lease lost", extra={"message_id": lease.message.id})
+
+    def _drain(self, grace_seconds: float) -> None:
+        deadline = time.monotonic() + grace_seconds
+        while self.in_flight and (remaining := deadline - time.monotonic()) > 0:
+            self._wake.wait(remaining)  # set by every finished message
+            self._wake.clear()
+        with self._lock:
+            leftover = list(self._in_flight.values())
+        for lease in leftover:
+            lease.lost.set()  # stop at the next progress check; the lease lapses and retries
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
