@@ -8,8 +8,8 @@ import click
 import psycopg
 
 from app.catalog import CatalogError, load_catalog
-from app.schema import upgrade
 from app.demo import create_demo_table, demo_table_empty, seed_demo_orders
+from app.schema import upgrade
 from app.settings import ConfigError, Settings
 
 

@@ -24,6 +24,6 @@ def retry_transient(func: Callable[..., T]) -> Callable[..., T]:
     return retry(
         retry=retry_if_exception_type(TransientError),
         stop=stop_after_attempt(IN_PROCESS_ATTEMPTS),
-        wait=wait_exponential_jitter(initial=0.2, max=2.0, jitter=0.2),
+        wait=wait_exponential_jitter(multiplier=0.2, max=2.0, jitter=0.2),
         reraise=True,
     )(func)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential back-off with jitter: base, 2×base, 4×base … capped.
+    """Exponential back-off with jitter: base, 2 x base, 4 x base ... capped.
 
     "Equal jitter" (half fixed, half random) spreads the retries of a burst of failures
     without ever retrying sooner than half the nominal delay.

@@ -70,7 +70,8 @@ class ExportFile(io.RawIOBase):
         raw = bytearray()
         for chunk in self._chunks:
             raw += chunk
-            if len(raw) >= FILL_BYTES:
+            # A slow query must still report progress (and notice a cancel) on time.
+            if len(raw) >= FILL_BYTES or time.monotonic() >= self._next_progress:
                 break
         else:
             self._eof = True

@@ -75,6 +75,7 @@ class Poller:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
+        self._drained = threading.Event()  # in-flight work is over: the heartbeat may end
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="handler")
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -92,6 +93,8 @@ class Poller:
             self._claim_loop()
         finally:
             self._drain(grace_seconds)
+            for thread in helpers:
+                thread.join(timeout=5)  # both notice stop() within a second
             log.info("poller stopped", extra={"worker": self.name})
 
     def stop(self) -> None:
@@ -245,14 +248,8 @@ class Poller:
                 self._stopping.wait(pause)
 
     def _heartbeat(self) -> None:
-        """Every third of a lease, extend all in-flight leases at once; flag the lost ones.
-
-        Keeps beating after stop() while work is still draining.
-        """
-        while True:
-            stopping = self._stopping.wait(self.lease_seconds / 3)
-            if stopping and not self.in_flight:
-                return
+        """Every third of a lease, extend all in-flight leases at once (also while draining)."""
+        while not self._drained.wait(self.lease_seconds / 3):
             self.extend_leases()
 
     def extend_leases(self) -> None:
@@ -283,6 +280,7 @@ class Poller:
             leftover = list(self._in_flight.values())
         for lease in leftover:
             lease.lost.set()  # stop at the next progress check; the lease lapses and retries
+        self._drained.set()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 

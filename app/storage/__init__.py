@@ -35,7 +35,7 @@ class Storage(Protocol):
         ...
 
     def open(self, key: str) -> BinaryIO:
-        """Read a stored object back (operators, tests)."""
+        """Read a stored object back (operators, tests); PermanentError when there is none."""
         ...
 
     def delete(self, key: str) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from app import jobs
-from app.catalog import FORMATS
+from app.catalog import FORMATS, ExportKind
 from app.errors import PermanentError
 from app.outbox import Message
 from app.services import Services
@@ -48,16 +49,11 @@ class ExportRun:
                 jobs.record_progress(conn, message, rows=rows, bytes_=bytes_)
 
         key = object_key(job)
-        with self.source_pool.connection() as source, source.cursor() as cur:
-            # The catalog query may only read, and may not run forever.
-            cur.execute("SET TRANSACTION READ ONLY")
-            cur.execute(f"SET LOCAL statement_timeout = {EXPORT_DEADLINE_SECONDS * 1000}")
-            with cur.copy(kind.copy_statement(), kind.bind(job.owner_id, job.params)) as copy:
-                export = ExportFile(
-                    copy, gzip=job.format.endswith(".gz"), on_progress=save_progress
-                )
-                self.services.storage.upload(key, export, FORMATS[job.format])
-            rows = cur.rowcount if cur.rowcount >= 0 else export.rows
+        try:
+            export, rows = self._upload(job, kind, key, save_progress)
+        except jobs.ExportStopped:
+            self._settle_if_cancelled(message)
+            raise
         result = jobs.ExportResult(
             key=key,
             rows=rows,
@@ -81,6 +77,27 @@ class ExportRun:
             "export finished",
             extra={"job_id": str(job.id), "rows": rows, "bytes": export.bytes, "key": key},
         )
+
+    def _upload(
+        self, job: jobs.Job, kind: ExportKind, key: str, on_progress: Callable[[int, int], None]
+    ) -> tuple[ExportFile, int]:
+        """COPY the kind's query into storage; (the uploaded file, its row count)."""
+        with self.source_pool.connection() as source, source.cursor() as cur:
+            # The catalog query may only read, and may not run forever.
+            cur.execute("SET TRANSACTION READ ONLY")
+            cur.execute(f"SET LOCAL statement_timeout = {EXPORT_DEADLINE_SECONDS * 1000}")
+            with cur.copy(kind.copy_statement(), kind.bind(job.owner_id, job.params)) as copy:
+                export = ExportFile(copy, gzip=job.format.endswith(".gz"), on_progress=on_progress)
+                self.services.storage.upload(key, export, FORMATS[job.format])
+            return export, cur.rowcount if cur.rowcount >= 0 else export.rows
+
+    def _settle_if_cancelled(self, message: Message) -> None:
+        """A cancelled export's message is done now, not when its lease lapses."""
+        with self.services.pool.connection() as conn:
+            job = jobs.find_job(conn, message.job_id)
+            if job is not None and job.state == "cancelled":
+                jobs.drop_export(conn, message)
+                log.info("export cancelled while running", extra={"job_id": str(job.id)})
 
     def retry(self, conn: Connection, message: Message, error: str, delay: float) -> None:
         """The job goes back to queued until its next attempt."""

@@ -47,7 +47,7 @@ UPDATE exports.outbox
 SET visible_at = now() + make_interval(secs => %(delay_seconds)s),
     leased_by = NULL,
     last_error = %(error)s,
-    errors = errors || jsonb_build_object('attempt', attempts, 'at', now(), 'error', %(error)s)
+    errors = errors || jsonb_build_object('attempt', attempts, 'at', now(), 'error', %(error)s::text)
 WHERE id = %(id)s AND attempts = %(attempt)s AND done_at IS NULL AND dead_at IS NULL
 RETURNING id;
 
@@ -56,6 +56,6 @@ RETURNING id;
 UPDATE exports.outbox
 SET dead_at = now(),
     last_error = %(error)s,
-    errors = errors || jsonb_build_object('attempt', attempts, 'at', now(), 'error', %(error)s)
+    errors = errors || jsonb_build_object('attempt', attempts, 'at', now(), 'error', %(error)s::text)
 WHERE id = %(id)s AND attempts = %(attempt)s AND done_at IS NULL AND dead_at IS NULL
 RETURNING id;

@@ -1,0 +1,63 @@
+# Developer entry points. `make` alone lists them.
+#   make run    set everything up (venv, install, PostgreSQL, migrations, demo data)
+#               and start the API + poller locally
+#   make test   set up the same way and run ruff + the test suite
+# Variables: VENV (default .venv), PYTHON (default python3), PYTEST_ARGS (extra pytest
+# arguments, e.g. make test PYTEST_ARGS='-x -k claim').
+
+VENV ?= .venv
+PYTHON ?= python3
+PYTEST_ARGS ?=
+
+# The shell lines below use only POSIX sh.
+SHELL := /bin/sh
+
+.DEFAULT_GOAL := help
+
+.PHONY: help install test lint run chaos docker-mirror clean
+
+help:
+	@echo 'make targets:'
+	@echo '  install        create $(VENV) and pip install -e .[test] (redone when setup.cfg/pyproject.toml change)'
+	@echo '  run            install, local PostgreSQL (scripts/dev-db), migrate, demo data; start API + poller'
+	@echo '  test           install, local PostgreSQL, ruff check, pytest (chaos tests excluded); PYTEST_ARGS=...'
+	@echo '  lint           ruff check'
+	@echo '  chaos          the process-killing chaos test (pytest -m chaos tests/chaos)'
+	@echo '  docker-mirror  repeat the Dockerfile install steps in a throwaway venv (no Docker needed)'
+	@echo '  clean          stop the throwaway PostgreSQL; remove $(VENV), var/, caches'
+	@echo 'local PostgreSQL: scripts/dev-db (stop the throwaway cluster with scripts/dev-db --stop)'
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --upgrade pip
+	$(VENV)/bin/python -m pip install -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# `env=$$(scripts/dev-db ...)` first, not `eval "$$(scripts/dev-db ...)"`: eval of an
+# empty string succeeds, which would hide a failed database set-up.
+# A run that collects no test (pytest exit 5) fails: it means the suite went missing.
+test: install
+	env_lines="$$(scripts/dev-db exports)" && eval "$$env_lines" \
+	&& $(VENV)/bin/ruff check . \
+	&& $(VENV)/bin/pytest -m 'not chaos' $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+run: install
+	VENV=$(VENV) scripts/run-local
+
+chaos: install
+	@if [ ! -d tests/chaos ]; then echo 'make chaos: no tests/chaos yet, nothing to run'; exit 0; fi; \
+	env_lines="$$(scripts/dev-db exports)" && eval "$$env_lines" \
+	&& $(VENV)/bin/pytest -m chaos tests/chaos $(PYTEST_ARGS)
+
+docker-mirror:
+	PYTHON=$(PYTHON) scripts/docker-mirror
+
+clean:
+	-scripts/dev-db --stop
+	rm -rf $(VENV) var .pytest_cache .ruff_cache build dist *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
