@@ -10,6 +10,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/exports"
 
 
@@ -103,6 +104,8 @@ class Settings:
             ),
             log_level=reader.text("EXPORTS_LOG_LEVEL", cls.log_level).upper(),
         )
+        if settings.log_level not in _LOG_LEVELS:
+            reader.errors.append(f"EXPORTS_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
         if reader.errors:
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(reader.errors))
         return settings

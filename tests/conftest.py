@@ -67,11 +67,14 @@ def client(app: Flask) -> FlaskClient:
 
 @pytest.fixture
 def start_poller(settings: Settings) -> Iterator[Callable[..., Poller]]:
-    """Start real pollers on background threads (settings overridable); all stop at the end."""
+    """Start real pollers on background threads; all stop at the end of the test.
+
+    `start()` uses the test's settings; pass other settings and/or field overrides.
+    """
     running: list[tuple[Poller, threading.Thread, list]] = []
 
-    def start(**overrides: object) -> Poller:
-        poller, closables = build_poller(dataclasses.replace(settings, **overrides))
+    def start(base: Settings | None = None, **overrides: object) -> Poller:
+        poller, closables = build_poller(dataclasses.replace(base or settings, **overrides))
         thread = threading.Thread(target=poller.run, kwargs={"grace_seconds": 10}, daemon=True)
         thread.start()
         running.append((poller, thread, closables))

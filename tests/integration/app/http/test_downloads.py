@@ -1,0 +1,106 @@
+"""GET /d/<token> with the file backend: the right file, or a readable 404/410."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+from app.demo import seed_demo_orders
+from app.links import _SALT
+from poller.worker import Poller
+from tests.support.exports import job_ended, submit
+from tests.support.waiting import wait_until
+
+
+@pytest.fixture
+def finished(
+    client: FlaskClient, db: psycopg.Connection, start_poller: Callable[..., Poller]
+) -> dict[str, Any]:
+    """A succeeded csv export of user-1's demo orders, as the API shows it."""
+    seed_demo_orders(db, 30)
+    job = submit(client, format="csv")
+    start_poller()
+    wait_until(lambda: job_ended(db, job["id"]), what="the export")
+    return client.get(f"/v1/exports/{job['id']}").get_json()
+
+
+def path_of(link: str) -> str:
+    return link.removeprefix("http://exports.test")
+
+
+def test_link_downloads_the_file_under_a_friendly_name(
+    client: FlaskClient, finished: dict[str, Any]
+) -> None:
+    response = client.get(path_of(finished["download_url"]))
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/csv"
+    disposition = response.headers["Content-Disposition"]
+    assert disposition.startswith("attachment;")
+    assert f"demo_orders-{finished['created_at'][:10]}.csv" in disposition
+    lines = response.data.decode().splitlines()
+    assert lines[0].startswith("order_id,placed_at,status")
+    assert response.data.count(b"\n") >= finished["result"]["rows"] + 1
+
+
+def test_tampered_link_is_not_found(client: FlaskClient, finished: dict[str, Any]) -> None:
+    link = path_of(finished["download_url"])
+    tampered = link[:-3] + ("AAA" if not link.endswith("AAA") else "BBB")
+
+    response = client.get(tampered)
+
+    assert response.status_code == 404
+    assert response.get_json()["type"].endswith("/link-invalid")
+
+
+def test_link_signed_with_another_secret_is_not_found(
+    client: FlaskClient, finished: dict[str, Any]
+) -> None:
+    forged = URLSafeTimedSerializer("not-our-secret", salt=_SALT).dumps(finished["id"])
+
+    assert client.get(f"/d/{forged}").status_code == 404
+
+
+def test_link_past_its_lifetime_is_gone(
+    app: Flask, client: FlaskClient, finished: dict[str, Any]
+) -> None:
+    class EightDaysAgo(TimestampSigner):
+        # Only the token maker's clock moves; the API checks with the real time.
+        def get_timestamp(self) -> int:
+            return super().get_timestamp() - 8 * 24 * 3600
+
+    secret = app.extensions["exports"].settings.secret_key
+    old = URLSafeTimedSerializer(secret, salt=_SALT, signer=EightDaysAgo)
+
+    response = client.get(f"/d/{old.dumps(finished['id'])}")
+
+    assert response.status_code == 410
+    assert response.get_json()["type"].endswith("/link-expired")
+
+
+def test_link_to_an_expired_file_is_gone(
+    client: FlaskClient, db: psycopg.Connection, finished: dict[str, Any]
+) -> None:
+    db.execute(
+        "UPDATE exports.jobs SET expires_at = now() - interval '1 minute' WHERE id = %s",
+        (finished["id"],),
+    )
+
+    assert client.get(path_of(finished["download_url"])).status_code == 410
+
+
+def test_browsers_get_a_readable_page(client: FlaskClient, finished: dict[str, Any]) -> None:
+    response = client.get(
+        path_of(finished["download_url"])[:-4] + "zzzz",
+        headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+    )
+
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+    assert b"<h1>Link not valid</h1>" in response.data

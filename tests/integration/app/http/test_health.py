@@ -1,0 +1,31 @@
+"""Health checks for load balancers and ECS."""
+
+from __future__ import annotations
+
+import psycopg
+from flask.testing import FlaskClient
+
+from app.schema import head_revision
+
+
+def test_healthz_answers_without_dependencies(client: FlaskClient) -> None:
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_readyz_checks_database_and_schema(client: FlaskClient) -> None:
+    response = client.get("/readyz")
+
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ready", "schema": head_revision()}
+
+
+def test_readyz_refuses_traffic_when_migrations_are_missing(
+    client: FlaskClient, db: psycopg.Connection
+) -> None:
+    db.execute("UPDATE public.alembic_version SET version_num = '0000'")
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert "exports-admin migrate" in response.get_json()["detail"]
