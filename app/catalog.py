@@ -39,7 +39,8 @@ OWNER_PARAM = "owner_id"
 _KIND_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _HEADER = re.compile(r"\A\s*/\*---\n(?P<header>.*?)\n---\*/\s*(?P<query>.*?)\s*;?\s*\Z", re.DOTALL)
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
-_BARE_PERCENT = re.compile(r"%(?!\(\w+\)s|%)")
+# Every % must start a placeholder or an escaped %%; anything else is a lone %.
+_PERCENT_TOKENS = re.compile(r"%%|%\(\w+\)s|%")
 
 
 class CatalogError(ValueError):
@@ -88,7 +89,9 @@ class ExportKind:
                 errors[f"params.{name}"] = f"unknown parameter for kind {self.name!r}"
         complete: dict[str, Any] = {}
         for param in self.params:
-            value = given.get(param.name, param.default)
+            value = given.get(param.name)
+            if value is None:  # absent and null both mean "not given"
+                value = param.default
             if value is None:
                 if param.required:
                     errors[f"params.{param.name}"] = "is required"
@@ -166,7 +169,7 @@ def parse_kind(name: str, text: str) -> ExportKind:
     """One kind from its file's text; CatalogError when anything is off."""
     if not _KIND_NAME.match(name):
         raise CatalogError("file name must be lower_snake_case (it is the kind's name)")
-    match = _HEADER.match(text)
+    match = _HEADER.match(text.replace("\r\n", "\n"))
     if match is None:
         raise CatalogError("must start with a /*--- TOML header ---*/ comment")
     try:
@@ -176,9 +179,12 @@ def parse_kind(name: str, text: str) -> ExportKind:
     query = match["query"]
     if not query:
         raise CatalogError("has no query after the header")
-    if _BARE_PERCENT.search(query):
+    if "%" in (t.group() for t in _PERCENT_TOKENS.finditer(query)):
         raise CatalogError("a literal % in the query must be written %%")
-    params = tuple(_parse_param(n, spec) for n, spec in header.get("params", {}).items())
+    declared_params = header.get("params", {})
+    if not isinstance(declared_params, dict):
+        raise CatalogError("params must be a table of [params.<name>] tables")
+    params = tuple(_parse_param(n, spec) for n, spec in declared_params.items())
     used = set(_PLACEHOLDER.findall(query))
     if OWNER_PARAM not in used:
         raise CatalogError(f"query must filter on %({OWNER_PARAM})s")
@@ -190,6 +196,8 @@ def parse_kind(name: str, text: str) -> ExportKind:
     if unused := declared - used:
         raise CatalogError(f"params not used by the query: {sorted(unused)}")
     formats = tuple(header.get("formats", FORMATS))
+    if not formats:
+        raise CatalogError("formats must name at least one format")
     if unknown := set(formats) - set(FORMATS):
         raise CatalogError(f"unknown formats {sorted(unknown)}; known: {list(FORMATS)}")
     return ExportKind(
@@ -208,10 +216,12 @@ def _parse_param(name: str, spec: Any) -> Param:
         raise CatalogError(f"param {name!r} needs a type, one of {list(PARAM_TYPES)}")
     if unknown := set(spec) - {"type", "required", "default", "description"}:
         raise CatalogError(f"param {name!r} has unknown keys {sorted(unknown)}")
+    if not isinstance(spec.get("required", False), bool):
+        raise CatalogError(f"param {name!r}: required must be true or false")
     param = Param(
         name=name,
         type=spec["type"],
-        required=bool(spec.get("required", False)),
+        required=spec.get("required", False),
         default=spec.get("default"),
         description=str(spec.get("description", "")),
     )

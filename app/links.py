@@ -10,7 +10,8 @@ import uuid
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-_SALT = "exports.download-link.v1"
+# Changing the salt invalidates every link already emailed.
+TOKEN_SALT = "exports.download-link.v1"
 
 
 class LinkExpired(Exception):
@@ -25,7 +26,7 @@ class LinkSigner:
     """Makes and checks download tokens with the service's secret key."""
 
     def __init__(self, secret_key: str, public_url: str, max_age_seconds: int) -> None:
-        self._serializer = URLSafeTimedSerializer(secret_key, salt=_SALT)
+        self._serializer = URLSafeTimedSerializer(secret_key, salt=TOKEN_SALT)
         self._public_url = public_url.rstrip("/")
         self.max_age_seconds = max_age_seconds
 
@@ -41,7 +42,9 @@ class LinkSigner:
             raise LinkExpired(str(exc)) from exc
         except BadSignature as exc:
             raise LinkInvalid(str(exc)) from exc
+        if not isinstance(value, str):
+            raise LinkInvalid("token does not name a job")
         try:
             return uuid.UUID(value)
-        except (TypeError, ValueError) as exc:
+        except ValueError as exc:
             raise LinkInvalid("token does not name a job") from exc

@@ -184,6 +184,8 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, job_id = json.loads(raw)
+        if not isinstance(created_at, str) or not isinstance(job_id, str):
+            raise TypeError("cursor fields must be strings")
         position = dt.datetime.fromisoformat(created_at), uuid.UUID(job_id)
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise ValueError("bad cursor") from exc

@@ -1,0 +1,202 @@
+"""Reading configuration from environment variables; no database, no network."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.settings import PROJECT_ROOT, ConfigError, Settings
+
+
+def test_empty_environment_gives_working_development_defaults() -> None:
+    settings = Settings.from_env({})
+
+    assert settings.env == "development"
+    assert not settings.is_production
+    assert settings.database_url.startswith("postgresql://")
+    assert settings.storage_url.startswith("file://")
+    assert settings.mail_url.startswith("file://")
+    assert settings.public_url == "http://127.0.0.1:8000"
+    assert settings.catalog_dir == PROJECT_ROOT / "sql" / "exports"
+    assert settings.catalog_dir.is_dir()
+    assert settings.source_database_url is None
+    assert settings.aws_endpoint_url is None
+    assert settings.sentry_dsn is None
+    assert settings.poller_threads == 4
+    assert settings.lease_seconds == 30.0
+    assert settings.log_level == "INFO"
+
+
+# (variable, value, Settings attribute, expected attribute value)
+EVERY_VARIABLE: list[tuple[str, str, str, Any]] = [
+    (
+        "DATABASE_URL",
+        "postgresql://app@db:5432/app",
+        "database_url",
+        "postgresql://app@db:5432/app",
+    ),
+    (
+        "EXPORTS_SOURCE_DATABASE_URL",
+        "postgresql://ro@replica/app",
+        "source_database_url",
+        "postgresql://ro@replica/app",
+    ),
+    ("EXPORTS_STORAGE_URL", "s3://bucket/exports", "storage_url", "s3://bucket/exports"),
+    ("EXPORTS_MAIL_URL", "smtp://mail:2525", "mail_url", "smtp://mail:2525"),
+    ("EXPORTS_MAIL_FROM", "noreply@example.com", "mail_from", "noreply@example.com"),
+    (
+        "EXPORTS_PUBLIC_URL",
+        "https://exports.example.com",
+        "public_url",
+        "https://exports.example.com",
+    ),
+    ("EXPORTS_SECRET_KEY", "s3cr3t", "secret_key", "s3cr3t"),
+    ("AWS_REGION", "eu-west-1", "aws_region", "eu-west-1"),
+    ("AWS_ENDPOINT_URL", "http://localhost:4566", "aws_endpoint_url", "http://localhost:4566"),
+    ("EXPORTS_SES_CONFIGURATION_SET", "exports", "ses_configuration_set", "exports"),
+    (
+        "SENTRY_DSN",
+        "https://key@sentry.example.com/1",
+        "sentry_dsn",
+        "https://key@sentry.example.com/1",
+    ),
+    ("EXPORTS_ENV", "test", "env", "test"),
+    ("EXPORTS_CATALOG_DIR", "/srv/catalog", "catalog_dir", Path("/srv/catalog")),
+    ("EXPORTS_POLLER_THREADS", "8", "poller_threads", 8),
+    ("EXPORTS_POLLER_BATCH", "50", "poller_batch", 50),
+    ("EXPORTS_LEASE_SECONDS", "12.5", "lease_seconds", 12.5),
+    ("EXPORTS_POLL_INTERVAL", "0.25", "poll_interval", 0.25),
+    ("EXPORTS_MAX_ATTEMPTS", "3", "max_attempts", 3),
+    ("EXPORTS_RETRY_BASE_SECONDS", "0.5", "retry_base_seconds", 0.5),
+    ("EXPORTS_RETRY_CAP_SECONDS", "60", "retry_cap_seconds", 60.0),
+    ("EXPORTS_RETENTION_SECONDS", "3600", "retention_seconds", 3600),
+    ("EXPORTS_PRESIGN_SECONDS", "600", "presign_seconds", 600),
+    ("EXPORTS_MAX_BODY_BYTES", "2048", "max_body_bytes", 2048),
+    ("EXPORTS_LOG_LEVEL", "debug", "log_level", "DEBUG"),
+]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "attribute", "expected"),
+    EVERY_VARIABLE,
+    ids=[r[0] for r in EVERY_VARIABLE],
+)
+def test_each_variable_sets_its_setting(
+    variable: str, value: str, attribute: str, expected: Any
+) -> None:
+    default = getattr(Settings.from_env({}), attribute)
+    assert default != expected, "pick a test value that differs from the default"
+
+    settings = Settings.from_env({variable: value})
+
+    assert getattr(settings, attribute) == expected
+
+
+def test_every_setting_is_covered_by_the_variable_table() -> None:
+    covered = {attribute for _, _, attribute, _ in EVERY_VARIABLE}
+
+    assert {f.name for f in dataclasses.fields(Settings)} == covered
+
+
+def test_aws_default_region_is_the_fallback_for_aws_region() -> None:
+    assert Settings.from_env({"AWS_DEFAULT_REGION": "ap-south-1"}).aws_region == "ap-south-1"
+    both = {"AWS_DEFAULT_REGION": "ap-south-1", "AWS_REGION": "eu-central-1"}
+    assert Settings.from_env(both).aws_region == "eu-central-1"
+
+
+def test_empty_variables_count_as_unset() -> None:
+    settings = Settings.from_env(
+        {"EXPORTS_POLLER_THREADS": "", "EXPORTS_STORAGE_URL": "", "SENTRY_DSN": ""}
+    )
+
+    assert settings.poller_threads == Settings.poller_threads
+    assert settings.storage_url == Settings.storage_url
+    assert settings.sentry_dsn is None
+
+
+def test_all_bad_variables_are_reported_in_one_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(
+            {
+                "EXPORTS_POLLER_THREADS": "four",
+                "EXPORTS_LEASE_SECONDS": "0.5",
+                "EXPORTS_STORAGE_URL": "gs://bucket/exports",
+                "EXPORTS_ENV": "staging",
+            }
+        )
+
+    message = str(caught.value)
+    for variable in (
+        "EXPORTS_POLLER_THREADS",
+        "EXPORTS_LEASE_SECONDS",
+        "EXPORTS_STORAGE_URL",
+        "EXPORTS_ENV",
+    ):
+        assert variable in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("EXPORTS_POLLER_THREADS", "0"),
+        ("EXPORTS_POLLER_THREADS", "257"),
+        ("EXPORTS_POLLER_THREADS", "2.5"),
+        ("EXPORTS_POLLER_BATCH", "1001"),
+        ("EXPORTS_LEASE_SECONDS", "3601"),
+        ("EXPORTS_LEASE_SECONDS", "soon"),
+        ("EXPORTS_LEASE_SECONDS", "nan"),
+        ("EXPORTS_POLL_INTERVAL", "0"),
+        ("EXPORTS_MAX_ATTEMPTS", "0"),
+        ("EXPORTS_RETRY_BASE_SECONDS", "-1"),
+        ("EXPORTS_RETRY_CAP_SECONDS", "inf"),
+        ("EXPORTS_RETENTION_SECONDS", "59"),
+        ("EXPORTS_PRESIGN_SECONDS", "3601"),
+        ("EXPORTS_MAX_BODY_BYTES", "1k"),
+        ("EXPORTS_STORAGE_URL", "/var/exports"),
+        ("EXPORTS_MAIL_URL", "http://mail.example.com"),
+        ("EXPORTS_PUBLIC_URL", "exports.example.com"),
+        ("EXPORTS_PUBLIC_URL", "ftp://exports.example.com"),
+        ("EXPORTS_ENV", "prod"),
+        ("EXPORTS_LOG_LEVEL", "verbose"),
+    ],
+)
+def test_a_bad_value_is_a_config_error_naming_the_variable(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        Settings.from_env({variable: value})
+
+
+def test_production_without_a_secret_key_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="EXPORTS_SECRET_KEY"):
+        Settings.from_env({"EXPORTS_ENV": "production"})
+
+
+def test_production_with_a_secret_key_is_accepted() -> None:
+    settings = Settings.from_env({"EXPORTS_ENV": "production", "EXPORTS_SECRET_KEY": "k" * 40})
+
+    assert settings.is_production
+    assert settings.secret_key == "k" * 40
+
+
+def test_development_generates_a_secret_key() -> None:
+    first = Settings.from_env({}).secret_key
+    second = Settings.from_env({"EXPORTS_SECRET_KEY": ""}).secret_key
+
+    assert len(first) >= 32
+    assert len(second) >= 32
+    assert first != second  # random, not a well-known constant
+
+
+def test_secret_key_is_not_shown_in_repr() -> None:
+    settings = Settings.from_env({"EXPORTS_SECRET_KEY": "do-not-log-me"})
+
+    assert "do-not-log-me" not in repr(settings)
+
+
+@pytest.mark.parametrize("value", ["https://exports.example.com/", "https://exports.example.com//"])
+def test_public_url_trailing_slash_is_dropped(value: str) -> None:
+    settings = Settings.from_env({"EXPORTS_PUBLIC_URL": value})
+
+    assert settings.public_url == "https://exports.example.com"
