@@ -17,7 +17,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # keep the documented field order
-    services = Services.build(settings, name="exports-api")
+    # A request waits at most 5 s for a connection, then gets a 503 with Retry-After.
+    services = Services.build(settings, name="exports-api", pool_timeout=5.0)
     app.extensions["exports"] = services
     register_problem_handlers(app)
     app.register_blueprint(exports.bp)

@@ -60,13 +60,20 @@ def fenced(conn: Connection, query: str, **params: Any) -> Row:
     return row
 
 
-def open_pool(url: str, *, name: str, min_size: int = 1, max_size: int = 10) -> ConnectionPool:
-    """A pool whose `connection()` block is one transaction (commit on success)."""
+def open_pool(
+    url: str, *, name: str, min_size: int = 1, max_size: int = 10, timeout: float = 10.0
+) -> ConnectionPool:
+    """A pool whose `connection()` block is one transaction (commit on success).
+
+    `timeout` bounds the wait for a connection, so an unreachable database becomes a
+    PoolTimeout (a 503 in the API) rather than a hung request.
+    """
     return ConnectionPool(
         conninfo=url,
         name=name,
         min_size=min_size,
         max_size=max_size,
+        timeout=timeout,
         kwargs={"application_name": name},
         check=ConnectionPool.check_connection,
         open=True,

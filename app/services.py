@@ -24,7 +24,9 @@ class Services:
     links: LinkSigner
 
     @classmethod
-    def build(cls, settings: Settings, *, name: str, pool_size: int = 10) -> Services:
+    def build(
+        cls, settings: Settings, *, name: str, pool_size: int = 10, pool_timeout: float = 10.0
+    ) -> Services:
         """Load and check the catalog first (a broken one stops start-up), then connect."""
         catalog = load_catalog(settings.catalog_dir)
         storage = storage_from_url(
@@ -34,7 +36,7 @@ class Services:
             presign_seconds=settings.presign_seconds,
         )
         links = LinkSigner(settings.secret_key, settings.public_url, settings.retention_seconds)
-        pool = open_pool(settings.database_url, name=name, max_size=pool_size)
+        pool = open_pool(settings.database_url, name=name, max_size=pool_size, timeout=pool_timeout)
         return cls(settings, pool, catalog, storage, links)
 
     def close(self) -> None:

@@ -30,16 +30,7 @@ class ExportNotify:
         pool = self.services.pool
         with pool.connection() as conn:
             job = jobs.find_job(conn, message.job_id) if message.job_id else None
-            if (
-                job is None
-                or not job.notify_email
-                or job.email_status == "sent"
-                or job.state
-                not in (
-                    "succeeded",
-                    "failed",
-                )
-            ):
+            if job is None or not _owed_an_email(job):
                 outbox.complete_message(conn, message)  # nothing (more) to tell anyone
                 return
         settings = self.services.settings
@@ -64,3 +55,16 @@ class ExportNotify:
     def give_up(self, conn: Connection, message: Message, error: str) -> None:
         """The email will not be sent; the job records that."""
         jobs.record_email_failed(conn, message, error)
+
+
+def _owed_an_email(job: jobs.Job) -> bool:
+    """A finished job whose owner asked to be told and has not been yet."""
+    return (
+        bool(job.notify_email)
+        and job.email_status != "sent"
+        and job.state
+        in (
+            "succeeded",
+            "failed",
+        )
+    )

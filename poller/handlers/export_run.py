@@ -6,6 +6,7 @@ import logging
 import secrets
 from collections.abc import Callable
 
+import psycopg
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
@@ -71,7 +72,7 @@ class ExportRun:
                 )
         except BaseException:
             # The object exists but the job does not point at it: don't leave it behind.
-            self.services.storage.delete(key)
+            self._delete_orphan(key)
             raise
         log.info(
             "export finished",
@@ -86,10 +87,25 @@ class ExportRun:
             # The catalog query may only read, and may not run forever.
             cur.execute("SET TRANSACTION READ ONLY")
             cur.execute(f"SET LOCAL statement_timeout = {EXPORT_DEADLINE_SECONDS * 1000}")
-            with cur.copy(kind.copy_statement(), kind.bind(job.owner_id, job.params)) as copy:
-                export = ExportFile(copy, gzip=job.format.endswith(".gz"), on_progress=on_progress)
-                self.services.storage.upload(key, export, FORMATS[job.format])
+            try:
+                with cur.copy(kind.copy_statement(), kind.bind(job.owner_id, job.params)) as copy:
+                    export = ExportFile(
+                        copy, gzip=job.format.endswith(".gz"), on_progress=on_progress
+                    )
+                    self.services.storage.upload(key, export, FORMATS[job.format])
+            except psycopg.errors.QueryCanceled as exc:
+                # Running it again would take as long again: fail with a clear reason.
+                raise PermanentError(
+                    f"the export query ran past its {EXPORT_DEADLINE_SECONDS // 60} minute "
+                    f"deadline or was cancelled by an operator: {exc}"
+                ) from exc
             return export, cur.rowcount if cur.rowcount >= 0 else export.rows
+
+    def _delete_orphan(self, key: str) -> None:
+        try:
+            self.services.storage.delete(key)
+        except Exception:
+            log.exception("could not delete orphaned export file", extra={"key": key})
 
     def _settle_if_cancelled(self, message: Message) -> None:
         """A cancelled export's message is done now, not when its lease lapses."""

@@ -192,3 +192,25 @@ def test_cancel_stops_a_running_export_and_keeps_nothing(
     assert job_row(db, job["id"])["state"] == "cancelled"
     assert [p for p in stored_file(settings, "").rglob("*") if p.is_file()] == []
     assert emails(settings) == []
+
+
+def test_export_query_cancelled_by_a_dba_fails_at_once(
+    client: FlaskClient, db: psycopg.Connection, start_poller: Callable[..., Poller]
+) -> None:
+    seed_demo_orders(db, 600)
+    job = submit(client, kind="slow_orders", params={"pause": 0.05})
+    start_poller()
+
+    def export_backend() -> int | None:
+        row = db.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'exports-poller-source'"
+            " AND state = 'active' AND query LIKE 'COPY%%' AND datname = current_database()"
+        ).fetchone()
+        return row["pid"] if row else None
+
+    db.execute("SELECT pg_cancel_backend(%s)", (wait_until(export_backend, what="the query"),))
+    ended = wait_until(lambda: job_ended(db, job["id"]), what="the export to fail")
+
+    assert ended["state"] == "failed"
+    assert "deadline or was cancelled by an operator" in ended["last_error"]
+    assert messages(db, job["id"])[0]["attempts"] == 1

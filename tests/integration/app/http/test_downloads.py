@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from app.demo import seed_demo_orders
-from app.links import _SALT
+from app.links import TOKEN_SALT
 from poller.worker import Poller
 from tests.support.exports import job_ended, submit
 from tests.support.waiting import wait_until
@@ -62,7 +62,7 @@ def test_tampered_link_is_not_found(client: FlaskClient, finished: dict[str, Any
 def test_link_signed_with_another_secret_is_not_found(
     client: FlaskClient, finished: dict[str, Any]
 ) -> None:
-    forged = URLSafeTimedSerializer("not-our-secret", salt=_SALT).dumps(finished["id"])
+    forged = URLSafeTimedSerializer("not-our-secret", salt=TOKEN_SALT).dumps(finished["id"])
 
     assert client.get(f"/d/{forged}").status_code == 404
 
@@ -76,7 +76,7 @@ def test_link_past_its_lifetime_is_gone(
             return super().get_timestamp() - 8 * 24 * 3600
 
     secret = app.extensions["exports"].settings.secret_key
-    old = URLSafeTimedSerializer(secret, salt=_SALT, signer=EightDaysAgo)
+    old = URLSafeTimedSerializer(secret, salt=TOKEN_SALT, signer=EightDaysAgo)
 
     response = client.get(f"/d/{old.dumps(finished['id'])}")
 
