@@ -17,8 +17,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # keep the documented field order
-    # A request waits at most 5 s for a connection, then gets a 503 with Retry-After.
-    services = Services.build(settings, name="exports-api", pool_timeout=5.0)
+    # A request waits a bounded time for a connection, then gets a 503 with Retry-After.
+    services = Services.build(
+        settings, name="exports-api", pool_timeout=settings.api_db_wait_seconds
+    )
     app.extensions["exports"] = services
     register_problem_handlers(app)
     app.register_blueprint(exports.bp)

@@ -254,18 +254,39 @@ def finish_export(
 
 def retry_export(conn: Connection, message: Message, error: str, delay_seconds: float) -> None:
     """A transient failure: back to queued until the message's back-off passes."""
-    fenced(conn, "requeue_export", id=message.job_id, attempt=message.attempts, error=error)
-    outbox.retry_message(conn, message, error, delay_seconds)
+    outbox.retry_message(conn, message, error, delay_seconds)  # the fence: LeaseLost if not ours
+    fetch_one(conn, "requeue_export", id=message.job_id, error=error)
 
 
-def fail_export(conn: Connection, message: Message, error: str) -> Job:
-    """Give up: job failed, message dead, a failure email queued if anyone is to be told."""
-    row = fenced(conn, "fail_export", id=message.job_id, attempt=message.attempts, error=error)
-    outbox.bury_message(conn, message, error)
+def fail_export(conn: Connection, message: Message, error: str) -> Job | None:
+    """Give up: message dead, job failed, a failure email queued if anyone is to be told.
+
+    None when the job had already ended otherwise (cancelled): it keeps that state.
+    """
+    outbox.bury_message(conn, message, error)  # the fence: LeaseLost if not ours
+    row = fetch_one(conn, "fail_export", id=message.job_id, error=error)
+    if row is None:
+        return None
     job = Job.from_row(row)
     if job.notify_email:
         outbox.add_message(conn, outbox.EXPORT_NOTIFY, job.id, max_attempts=NOTIFY_MAX_ATTEMPTS)
     return job
+
+
+def hand_back(conn: Connection, messages: list[Message]) -> set[int]:
+    """Shutdown: return unfinished messages for others to run now, without using an attempt.
+
+    Returns the ids handed back (a message whose lease was already lost is not among them).
+    """
+    if not messages:
+        return set()
+    rows = fetch_all(
+        conn,
+        "hand_back_messages",
+        ids=[m.id for m in messages],
+        attempts=[m.attempts for m in messages],
+    )
+    return {row["id"] for row in rows}
 
 
 def drop_export(conn: Connection, message: Message) -> None:

@@ -30,11 +30,18 @@ class Message:
     payload: dict[str, Any]
     attempts: int
     max_attempts: int
+    # From exports.topics at claim time: how long this attempt may run.
+    deadline_seconds: float = 1800.0
 
     @property
     def is_last_attempt(self) -> bool:
         """True when a failure now must bury the message instead of retrying it."""
         return self.attempts >= self.max_attempts
+
+    @property
+    def is_over_attempts(self) -> bool:
+        """Claimed once more than allowed: earlier attempts ended without a word (lease lapsed)."""
+        return self.attempts > self.max_attempts
 
 
 def add_message(

@@ -39,9 +39,9 @@ class Services:
         pool = open_pool(settings.database_url, name=name, max_size=pool_size, timeout=pool_timeout)
         return cls(settings, pool, catalog, storage, links)
 
-    def close(self) -> None:
-        """Close the database pool."""
-        self.pool.close()
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the database pool, waiting at most `timeout` s for connections in use."""
+        self.pool.close(timeout=timeout)
 
 
 def current_services() -> Services:

@@ -48,6 +48,8 @@ class Settings:
     # How long a presigned S3 URL handed out by GET /d/<token> lives.
     presign_seconds: int = 300
     max_body_bytes: int = 64 * 1024
+    # How long an API request waits for a database connection before answering 503.
+    api_db_wait_seconds: float = 5.0
     log_level: str = "INFO"
 
     @property
@@ -101,6 +103,9 @@ class Settings:
             ),
             max_body_bytes=reader.integer(
                 "EXPORTS_MAX_BODY_BYTES", cls.max_body_bytes, 1024, 10**7
+            ),
+            api_db_wait_seconds=reader.number(
+                "EXPORTS_API_DB_WAIT_SECONDS", cls.api_db_wait_seconds, 0.1, 60
             ),
             log_level=reader.text("EXPORTS_LOG_LEVEL", cls.log_level).upper(),
         )

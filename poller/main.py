@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import threading
 from types import FrameType
 
@@ -16,7 +15,7 @@ from app.logs import configure_logging
 from app.monitoring import init_sentry
 from app.outbox import EXPORT_NOTIFY, EXPORT_RUN
 from app.services import Services
-from app.settings import Settings
+from app.settings import ConfigError, Settings
 from poller.backoff import Backoff
 from poller.handlers.export_notify import ExportNotify
 from poller.handlers.export_run import ExportRun
@@ -68,7 +67,10 @@ def build_poller(settings: Settings) -> tuple[Poller, list]:
 )
 def main(grace: float) -> None:
     """Claim and run export work from the outbox until SIGTERM (twice: exit at once)."""
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
     configure_logging(settings.log_level)
     init_sentry(settings)
     poller, closables = build_poller(settings)
@@ -84,9 +86,11 @@ def main(grace: float) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    try:
-        poller.run(grace_seconds=grace)
-    finally:
-        for thing in closables:
-            thing.close()
-    sys.exit(0)
+    poller.run(grace_seconds=grace)
+    for closable in closables:
+        closable.close(timeout=1.0)
+    logging.shutdown()
+    # Work still running after the grace period was handed back, and its writes are
+    # fenced; its threads may sit in a network call. Exit now instead of waiting for them
+    # (ECS sends SIGKILL at stopTimeout).
+    os._exit(0)

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import psycopg_pool
 
-from app import outbox
+from app import jobs, outbox
 from app.db import LeaseLost
 from app.errors import PermanentError, TransientError
 from app.jobs import ExportStopped
@@ -170,6 +170,11 @@ class Poller:
         try:
             if handler is None:
                 raise PermanentError(f"no handler for topic {message.topic!r}")
+            if message.is_over_attempts:
+                raise PermanentError(
+                    f"gave up after {message.max_attempts} attempts; the last ended without "
+                    "a result (lease expired: see the outbox error history)"
+                )
             handler.handle(lease)
         except (LeaseLost, ExportStopped) as exc:
             log.warning("work dropped: %s", exc, extra=context)
@@ -255,7 +260,9 @@ class Poller:
     def extend_leases(self) -> None:
         """One heartbeat: a single UPDATE for every message this poller holds."""
         with self._lock:
-            leases = list(self._in_flight.values())
+            # Work past its deadline gets no more time: if its thread is stuck, the lease
+            # lapses and the attempt counts; if not, its next check fails it.
+            leases = [lease for lease in self._in_flight.values() if not lease.overdue]
         if not leases:
             return
         try:
@@ -279,8 +286,23 @@ class Poller:
         with self._lock:
             leftover = list(self._in_flight.values())
         for lease in leftover:
-            lease.lost.set()  # stop at the next progress check; the lease lapses and retries
+            lease.lost.set()  # its thread stops at the next check; its writes are fenced
         self._drained.set()
+        if leftover:
+            self.hand_back(leftover)
+
+    def hand_back(self, leases: list[Lease]) -> None:
+        """Make unfinished messages visible to other pollers now (not a failed attempt)."""
+        try:
+            with self.pool.connection() as conn:
+                returned = jobs.hand_back(conn, [lease.message for lease in leases])
+        except _DB_UNAVAILABLE as exc:
+            log.warning("could not hand work back; its leases will lapse instead: %s", exc)
+            return
+        log.info(
+            "handed back unfinished work",
+            extra={"message_ids": sorted(returned), "count": len(returned)},
+        )
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 

@@ -42,6 +42,15 @@ class Storage(Protocol):
         """Remove a stored object; no error when it is already gone."""
         ...
 
+    def discard(self, prefix: str) -> int:
+        """Remove every object and unfinished upload under `prefix`; how many there were.
+
+        A new attempt of an export calls this for its job's prefix, so what a killed or
+        cut-off predecessor left (a half-done multipart upload, a finished but unrecorded
+        object) does not outlive it.
+        """
+        ...
+
 
 def storage_from_url(
     url: str,

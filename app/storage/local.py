@@ -68,3 +68,11 @@ class FileStorage:
     def delete(self, key: str) -> None:
         """Remove the file if it is there."""
         self.path(key).unlink(missing_ok=True)
+
+    def discard(self, prefix: str) -> int:
+        """Remove every file (finished or half-written) under the folder `prefix`."""
+        folder = self.path(prefix.rstrip("/"))
+        files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+        for path in files:
+            path.unlink(missing_ok=True)
+        return len(files)

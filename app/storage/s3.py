@@ -131,6 +131,24 @@ class S3Storage:
         with boto_errors_classified():
             self._client.delete_object(Bucket=self.bucket, Key=self.object_name(key))
 
+    @retry_transient
+    def discard(self, prefix: str) -> int:
+        """Abort unfinished multipart uploads and delete objects under `prefix`."""
+        name = self.object_name(prefix)
+        removed = 0
+        with boto_errors_classified():
+            uploads = self._client.get_paginator("list_multipart_uploads")
+            for page in uploads.paginate(Bucket=self.bucket, Prefix=name):
+                for upload in page.get("Uploads", []):
+                    _abort(self._client, self.bucket, upload["Key"], upload["UploadId"])
+                    removed += 1
+            objects = self._client.get_paginator("list_objects_v2")
+            for page in objects.paginate(Bucket=self.bucket, Prefix=name):
+                for item in page.get("Contents", []):
+                    self._client.delete_object(Bucket=self.bucket, Key=item["Key"])
+                    removed += 1
+        return removed
+
     def _transfer_config(self) -> TransferConfig:
         config = TransferConfig(
             multipart_threshold=self.part_size,

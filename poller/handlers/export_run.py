@@ -20,8 +20,6 @@ from poller.lease import Lease
 
 log = logging.getLogger(__name__)
 
-EXPORT_DEADLINE_SECONDS = 30 * 60
-
 
 class ExportRun:
     """Runs one export attempt end to end; every job write is fenced on the attempt."""
@@ -40,6 +38,8 @@ class ExportRun:
                 jobs.drop_export(conn, message)
                 log.info("export skipped: job already ended", extra={"job_id": str(message.job_id)})
                 return
+        if message.attempts > 1:
+            self._discard_leftovers(job)
         kind = self.services.catalog.get(job.kind)
         if kind is None:
             raise PermanentError(f"export kind {job.kind!r} is not in the catalog any more")
@@ -51,7 +51,7 @@ class ExportRun:
 
         key = object_key(job)
         try:
-            export, rows = self._upload(job, kind, key, save_progress)
+            export, rows = self._upload(job, kind, key, save_progress, message.deadline_seconds)
         except jobs.ExportStopped:
             self._settle_if_cancelled(message)
             raise
@@ -80,13 +80,18 @@ class ExportRun:
         )
 
     def _upload(
-        self, job: jobs.Job, kind: ExportKind, key: str, on_progress: Callable[[int, int], None]
+        self,
+        job: jobs.Job,
+        kind: ExportKind,
+        key: str,
+        on_progress: Callable[[int, int], None],
+        deadline_seconds: float,
     ) -> tuple[ExportFile, int]:
         """COPY the kind's query into storage; (the uploaded file, its row count)."""
         with self.source_pool.connection() as source, source.cursor() as cur:
             # The catalog query may only read, and may not run forever.
             cur.execute("SET TRANSACTION READ ONLY")
-            cur.execute(f"SET LOCAL statement_timeout = {EXPORT_DEADLINE_SECONDS * 1000}")
+            cur.execute(f"SET LOCAL statement_timeout = {int(deadline_seconds * 1000)}")
             try:
                 with cur.copy(kind.copy_statement(), kind.bind(job.owner_id, job.params)) as copy:
                     export = ExportFile(
@@ -96,10 +101,22 @@ class ExportRun:
             except psycopg.errors.QueryCanceled as exc:
                 # Running it again would take as long again: fail with a clear reason.
                 raise PermanentError(
-                    f"the export query ran past its {EXPORT_DEADLINE_SECONDS // 60} minute "
-                    f"deadline or was cancelled by an operator: {exc}"
+                    f"the export query ran past its deadline of {deadline_seconds:g} s "
+                    f"(exports.topics) or was cancelled by an operator: {exc}"
                 ) from exc
             return export, cur.rowcount if cur.rowcount >= 0 else export.rows
+
+    def _discard_leftovers(self, job: jobs.Job) -> None:
+        """Remove what earlier attempts left under the job's prefix.
+
+        A killed predecessor's half-done multipart upload, or a file it uploaded but never
+        recorded, belongs to no one now that this attempt owns the job.
+        """
+        if removed := self.services.storage.discard(job_prefix(job)):
+            log.info(
+                "discarded an earlier attempt's leftovers",
+                extra={"job_id": str(job.id), "removed": removed},
+            )
 
     def _delete_orphan(self, key: str) -> None:
         try:
@@ -124,6 +141,11 @@ class ExportRun:
         jobs.fail_export(conn, message, error)
 
 
+def job_prefix(job: jobs.Job) -> str:
+    """The storage folder that holds a job's file, and only that job's files."""
+    return f"{job.tenant}/{job.id}/"
+
+
 def object_key(job: jobs.Job) -> str:
     """Where the file goes: by tenant and job, with a random part nobody can guess."""
-    return f"{job.tenant}/{job.id}/{secrets.token_urlsafe(16)}.{job.format}"
+    return f"{job_prefix(job)}{secrets.token_urlsafe(16)}.{job.format}"

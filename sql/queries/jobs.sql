@@ -67,18 +67,46 @@ WHERE id = %(id)s AND attempts = %(attempt)s AND state = 'running'
 RETURNING *;
 
 -- name: requeue_export
--- A transient failure: the job waits for its next attempt.
+-- A transient failure: the job waits for its next attempt. Runs in the transaction whose
+-- fenced outbox write proved the caller still holds the job's export.run message.
 UPDATE exports.jobs
 SET state = 'queued', last_error = %(error)s
-WHERE id = %(id)s AND attempts = %(attempt)s AND state = 'running'
+WHERE id = %(id)s AND state = 'running'
 RETURNING id;
 
 -- name: fail_export
+-- Given up. Fenced like requeue_export; a job cancelled meanwhile stays cancelled.
 UPDATE exports.jobs
 SET state = 'failed', finished_at = now(), last_error = %(error)s,
     email_status = CASE WHEN notify_email IS NULL THEN NULL ELSE 'pending' END
-WHERE id = %(id)s AND attempts = %(attempt)s AND state = 'running'
+WHERE id = %(id)s AND state IN ('queued', 'running')
 RETURNING *;
+
+-- name: hand_back_messages
+-- Graceful shutdown: the poller returns what it could not finish, visible now. Handing
+-- back is not a failure, so it does not use up an attempt (max_attempts grows by one);
+-- the history says who handed it back. A running export's job waits as queued again.
+WITH released AS (
+    UPDATE exports.outbox o
+    SET visible_at = now(),
+        leased_by = NULL,
+        max_attempts = o.max_attempts + 1,
+        last_error = 'handed back at shutdown by ' || o.leased_by,
+        errors = o.errors || jsonb_build_object(
+            'attempt', o.attempts, 'at', now(),
+            'error', 'handed back at shutdown by ' || o.leased_by)
+    FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[]) AS held (id, attempts)
+    WHERE o.id = held.id AND o.attempts = held.attempts
+      AND o.done_at IS NULL AND o.dead_at IS NULL
+    RETURNING o.id, o.topic, o.job_id, o.attempts),
+requeued AS (
+    UPDATE exports.jobs j
+    SET state = 'queued'
+    FROM released r
+    WHERE r.topic = 'export.run' AND j.id = r.job_id AND j.attempts = r.attempts
+      AND j.state = 'running'
+    RETURNING j.id)
+SELECT id FROM released;
 
 -- name: record_email_sent
 UPDATE exports.jobs

@@ -11,6 +11,8 @@ RETURNING id;
 -- name: claim_batch
 -- The heart of the queue: take up to `batch` ready messages nobody else holds and lease
 -- them (visible_at moves into the future). Short transaction; the work happens outside it.
+-- A message that is claimable while still leased_by someone was not handed back: that
+-- poller's lease ran out (killed, crashed, cut off), and the history records it.
 WITH next AS MATERIALIZED (
     SELECT id FROM exports.outbox
     WHERE done_at IS NULL AND dead_at IS NULL AND visible_at <= now()
@@ -20,10 +22,16 @@ WITH next AS MATERIALIZED (
 UPDATE exports.outbox o
 SET attempts = o.attempts + 1,
     visible_at = now() + make_interval(secs => %(lease_seconds)s),
-    leased_by = %(worker)s
-FROM next
-WHERE o.id = next.id
-RETURNING o.id, o.topic, o.job_id, o.payload, o.attempts, o.max_attempts;
+    leased_by = %(worker)s,
+    last_error = CASE WHEN o.leased_by IS NULL THEN o.last_error
+                      ELSE 'lease expired: ' || o.leased_by || ' stopped heartbeating' END,
+    errors = CASE WHEN o.leased_by IS NULL THEN o.errors
+                  ELSE o.errors || jsonb_build_object(
+                      'attempt', o.attempts, 'at', o.visible_at,
+                      'error', 'lease expired: ' || o.leased_by || ' stopped heartbeating') END
+FROM next, exports.topics t
+WHERE o.id = next.id AND t.topic = o.topic
+RETURNING o.id, o.topic, o.job_id, o.payload, o.attempts, o.max_attempts, t.deadline_seconds;
 
 -- name: extend_leases
 -- Heartbeat: one statement for every message a poller has in flight. Returns the ids whose

@@ -41,11 +41,11 @@ def test_upgrade_downgrade_upgrade(empty_database: str) -> None:
     config = alembic_config(empty_database)
 
     command.upgrade(config, "head")
-    assert exports_relations(empty_database) == ["jobs", "outbox", "queue"]
+    assert exports_relations(empty_database) == ["jobs", "outbox", "queue", "topics"]
     command.downgrade(config, "base")
     assert exports_relations(empty_database) == []
     command.upgrade(config, "head")
-    assert exports_relations(empty_database) == ["jobs", "outbox", "queue"]
+    assert exports_relations(empty_database) == ["jobs", "outbox", "queue", "topics"]
 
 
 def test_every_table_and_view_is_commented_for_dbas(db: psycopg.Connection) -> None:

@@ -47,6 +47,10 @@ def test_killed_poller_is_replaced_and_its_late_writes_change_nothing(
     [message] = messages(db, job["id"])
     assert message["attempts"] == 2 and message["done_at"] is not None
     assert message["leased_by"] != claimed["leased_by"]
+    # The history alone tells a DBA what happened to attempt 1.
+    [lapsed] = message["errors"]
+    assert lapsed["attempt"] == 1
+    assert lapsed["error"] == f"lease expired: {claimed['leased_by']} stopped heartbeating"
 
     # The killed poller, had it lived on, would write as attempt 1: every such write is fenced.
     stale = Message(message["id"], "export.run", message["job_id"], {}, 1, 5)

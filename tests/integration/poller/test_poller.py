@@ -212,5 +212,47 @@ def test_export_query_cancelled_by_a_dba_fails_at_once(
     ended = wait_until(lambda: job_ended(db, job["id"]), what="the export to fail")
 
     assert ended["state"] == "failed"
-    assert "deadline or was cancelled by an operator" in ended["last_error"]
+    assert "or was cancelled by an operator" in ended["last_error"]
     assert messages(db, job["id"])[0]["attempts"] == 1
+
+
+def test_export_past_its_topic_deadline_fails_instead_of_retrying(
+    client: FlaskClient, db: psycopg.Connection, start_poller: Callable[..., Poller]
+) -> None:
+    seed_demo_orders(db, 600)
+    db.execute("UPDATE exports.topics SET deadline_seconds = 1 WHERE topic = 'export.run'")
+    job = submit(client, kind="slow_orders", params={"pause": 0.05})
+    start_poller()
+
+    ended = wait_until(lambda: job_ended(db, job["id"]), what="the deadline to pass")
+
+    assert ended["state"] == "failed"
+    assert "deadline of 1 s (exports.topics)" in ended["last_error"]
+    [run] = messages(db, job["id"])
+    assert run["attempts"] == 1 and run["dead_at"] is not None
+
+
+def test_work_whose_leases_kept_lapsing_is_given_up(
+    app: Flask, db: psycopg.Connection, settings: Settings, start_poller: Callable[..., Poller]
+) -> None:
+    request = jobs.ExportRequest("user-1", "demo_orders", {}, "csv", "owner@example.com")
+    with app.extensions["exports"].pool.connection() as conn:
+        job, _ = jobs.request_export(conn, "default", request, idempotency_key=None, max_attempts=3)
+    # As if three pollers in a row died holding it (e.g. each ran out of memory).
+    db.execute(
+        "UPDATE exports.outbox SET attempts = 3, leased_by = 'oom-killed:1:abc',"
+        " visible_at = now() - interval '1 second' WHERE job_id = %s",
+        (job.id,),
+    )
+    start_poller()
+
+    ended = wait_until(lambda: job_ended(db, job.id), what="the poller to give up")
+    wait_until(lambda: all_settled(db), what="the failure email")
+
+    assert ended["state"] == "failed"
+    assert "gave up after 3 attempts" in ended["last_error"]
+    run = messages(db, job.id)[0]
+    assert run["dead_at"] is not None
+    assert run["errors"][0]["error"] == "lease expired: oom-killed:1:abc stopped heartbeating"
+    [sent] = emails(settings)
+    assert sent["To"] == "owner@example.com"

@@ -116,3 +116,14 @@ def test_delete_is_idempotent(storage: FileStorage) -> None:
 def test_opening_a_missing_file_is_permanent(storage: FileStorage) -> None:
     with pytest.raises(PermanentError):
         storage.open("missing.csv")
+
+
+def test_discard_removes_files_under_a_prefix_only(storage: FileStorage, tmp_path: Path) -> None:
+    storage.upload("t/job-1/finished.csv", io.BytesIO(b"a,b\n"), "text/csv")
+    storage.upload("t/job-2/other-job.csv", io.BytesIO(b"a,b\n"), "text/csv")
+    half_written = storage.path("t/job-1/.half.csv.tmp")  # a killed upload's temp file
+    half_written.write_bytes(b"a,")
+
+    assert storage.discard("t/job-1/") == 2
+    assert storage.discard("t/no-such-job/") == 0
+    assert files_under(tmp_path / "exports") == [storage.path("t/job-2/other-job.csv")]

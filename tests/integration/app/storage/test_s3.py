@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import time
 from collections.abc import Callable
 from typing import Any
@@ -228,3 +229,19 @@ def test_delete_is_idempotent(storage: S3Storage, s3_client: Any, s3_bucket: str
 def test_opening_a_missing_object_is_permanent(storage: S3Storage) -> None:
     with pytest.raises(PermanentError, match="NoSuchKey"):
         storage.open("missing.csv")
+
+
+def test_discard_removes_objects_and_unfinished_uploads_under_a_prefix_only(
+    storage: S3Storage, s3_client: Any, s3_bucket: str
+) -> None:
+    storage.upload("t/job-1/finished.csv", io.BytesIO(b"a,b\n"), "text/csv")
+    storage.upload("t/job-2/other-job.csv", io.BytesIO(b"a,b\n"), "text/csv")
+    # What a killed predecessor leaves: a multipart upload it never completed nor aborted.
+    s3_client.create_multipart_upload(Bucket=s3_bucket, Key="exports/t/job-1/half.csv")
+
+    removed = storage.discard("t/job-1/")
+
+    assert removed == 2
+    assert in_progress_uploads(s3_client, s3_bucket) == []
+    listed = s3_client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])
+    assert [item["Key"] for item in listed] == ["exports/t/job-2/other-job.csv"]
