@@ -35,10 +35,8 @@ ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s;
 
 -- name: cancel_job
-UPDATE exports.jobs
-SET state = 'cancelled', finished_at = now()
-WHERE tenant = %(tenant)s AND id = %(id)s AND state IN ('queued', 'running')
-RETURNING *;
+-- The same function DBAs call (migrations/versions/0003): one definition of cancelling.
+SELECT * FROM exports.cancel_job(%(tenant)s, %(id)s);
 
 -- name: start_export
 -- The export.run message for this job was claimed as attempt `attempt`: the job is ours.

@@ -23,6 +23,7 @@ UPDATE exports.outbox o
 SET attempts = o.attempts + 1,
     visible_at = now() + make_interval(secs => %(lease_seconds)s),
     leased_by = %(worker)s,
+    claimed_at = now(),
     last_error = CASE WHEN o.leased_by IS NULL THEN o.last_error
                       ELSE 'lease expired: ' || o.leased_by || ' stopped heartbeating' END,
     errors = CASE WHEN o.leased_by IS NULL THEN o.errors

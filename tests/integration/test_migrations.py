@@ -28,6 +28,9 @@ def empty_database(postgresql_noproc: NoopExecutor) -> Iterator[str]:
         admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+EXPORTS_RELATIONS = ["failing", "jobs", "outbox", "queue", "stuck", "topics"]
+
+
 def exports_relations(url: str) -> list[str]:
     with psycopg.connect(url) as conn:
         rows = conn.execute(
@@ -41,11 +44,11 @@ def test_upgrade_downgrade_upgrade(empty_database: str) -> None:
     config = alembic_config(empty_database)
 
     command.upgrade(config, "head")
-    assert exports_relations(empty_database) == ["jobs", "outbox", "queue", "topics"]
+    assert exports_relations(empty_database) == EXPORTS_RELATIONS
     command.downgrade(config, "base")
     assert exports_relations(empty_database) == []
     command.upgrade(config, "head")
-    assert exports_relations(empty_database) == ["jobs", "outbox", "queue", "topics"]
+    assert exports_relations(empty_database) == EXPORTS_RELATIONS
 
 
 def test_every_table_and_view_is_commented_for_dbas(db: psycopg.Connection) -> None:
