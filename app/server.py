@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -29,8 +30,18 @@ class _Gunicorn(BaseApplication):
         return create_app(settings)
 
 
+def _worker_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
 def main() -> None:
     """Serve on EXPORTS_BIND (default 0.0.0.0:8000) with EXPORTS_API_WORKERS processes."""
+    # Several worker processes, one /metrics: each worker writes its counters to files
+    # in this folder and the scraped worker adds them up. Set before metrics are imported.
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="exports-metrics-")
     _Gunicorn(
         {
             "bind": os.environ.get("EXPORTS_BIND", "0.0.0.0:8000"),
@@ -39,5 +50,6 @@ def main() -> None:
             "threads": int(os.environ.get("EXPORTS_API_THREADS", "4")),
             "graceful_timeout": 20,
             "accesslog": "-" if os.environ.get("EXPORTS_ACCESS_LOG") else None,
+            "child_exit": _worker_exit,
         }
     ).run()

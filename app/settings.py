@@ -51,6 +51,8 @@ class Settings:
     # How long an API request waits for a database connection before answering 503.
     api_db_wait_seconds: float = 5.0
     log_level: str = "INFO"
+    # The poller serves /metrics here (0: not at all).
+    metrics_port: int = 9108
 
     @property
     def is_production(self) -> bool:
@@ -107,6 +109,7 @@ class Settings:
             api_db_wait_seconds=reader.number(
                 "EXPORTS_API_DB_WAIT_SECONDS", cls.api_db_wait_seconds, 0.1, 60
             ),
+            metrics_port=reader.integer("EXPORTS_METRICS_PORT", cls.metrics_port, 0, 65535),
             log_level=reader.text("EXPORTS_LOG_LEVEL", cls.log_level).upper(),
         )
         if settings.log_level not in _LOG_LEVELS:

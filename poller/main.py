@@ -9,6 +9,7 @@ import threading
 from types import FrameType
 
 import click
+from prometheus_client import start_http_server
 
 from app.db import open_pool
 from app.logs import configure_logging
@@ -74,6 +75,8 @@ def main(grace: float) -> None:
     configure_logging(settings.log_level)
     init_sentry(settings)
     poller, closables = build_poller(settings)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

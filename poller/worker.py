@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import psycopg_pool
 
-from app import jobs, outbox
+from app import jobs, metrics, outbox
 from app.db import LeaseLost
 from app.errors import PermanentError, TransientError
 from app.jobs import ExportStopped
@@ -147,18 +147,28 @@ class Poller:
         lease = Lease(message)
         with self._lock:
             self._in_flight[message.id] = lease
+        metrics.IN_FLIGHT.inc()
         future = self._executor.submit(self.run_message, lease)
         future.add_done_callback(lambda _: self._finished(message.id))
 
     def _finished(self, message_id: int) -> None:
         with self._lock:
             self._in_flight.pop(message_id, None)
+        metrics.IN_FLIGHT.dec()
         self._wake.set()  # a thread is free: claim more
 
     # --- running one message --------------------------------------------------------------
 
     def run_message(self, lease: Lease) -> None:
         """Run the handler; turn its failure into a fenced retry or give-up. Never raises."""
+        started = time.monotonic()
+        outcome = self._run(lease)
+        topic = lease.message.topic
+        metrics.MESSAGES.labels(topic, outcome).inc()
+        metrics.MESSAGE_SECONDS.labels(topic).observe(time.monotonic() - started)
+
+    def _run(self, lease: Lease) -> str:
+        """Handle one message; the outcome: done, retry, dead or dropped."""
         message = lease.message
         context = {
             "message_id": message.id,
@@ -176,23 +186,25 @@ class Poller:
                     "a result (lease expired: see the outbox error history)"
                 )
             handler.handle(lease)
+            return "done"
         except (LeaseLost, ExportStopped) as exc:
             log.warning("work dropped: %s", exc, extra=context)
+            return "dropped"
         except PermanentError as exc:
             log.error("permanent failure: %s", exc, extra=context)
-            self._settle(handler, lease, _describe(exc), give_up=True)
+            return self._settle(handler, lease, _describe(exc), give_up=True)
         except (TransientError, *_DB_UNAVAILABLE) as exc:
             log.warning("transient failure: %s", exc, extra=context)
             at_least = exc.min_delay if isinstance(exc, TransientError) else 0.0
-            self._settle(handler, lease, _describe(exc), give_up=False, at_least=at_least)
+            return self._settle(handler, lease, _describe(exc), give_up=False, at_least=at_least)
         except _SQL_MISTAKES as exc:
             # The query itself is wrong (a broken catalog kind, bad data): retrying won't help.
             log.error("permanent failure (SQL): %s", exc, extra=context)
-            self._settle(handler, lease, _describe(exc), give_up=True)
+            return self._settle(handler, lease, _describe(exc), give_up=True)
         except Exception as exc:
             # Unknown errors are retried (they may be passing), but reported loudly.
             log.exception("unexpected failure", extra=context)
-            self._settle(handler, lease, _describe(exc), give_up=False)
+            return self._settle(handler, lease, _describe(exc), give_up=False)
 
     def _settle(
         self,
@@ -202,7 +214,12 @@ class Poller:
         *,
         give_up: bool,
         at_least: float = 0.0,
-    ) -> None:
+    ) -> str:
+        """Record the failure (fenced); the outcome: dead, retry, or dropped if not recorded.
+
+        A failure that cannot be recorded loses nothing: the lease lapses and the message
+        runs again.
+        """
         message = lease.message
         give_up = give_up or message.is_last_attempt
         try:
@@ -214,17 +231,20 @@ class Poller:
                 else:
                     delay = self.backoff.delay(message.attempts, at_least=at_least)
                     handler.retry(conn, message, error, delay)
+            return "dead" if give_up else "retry"
         except LeaseLost:
             log.warning(
                 "failure not recorded: lease already lost", extra={"message_id": message.id}
             )
         except _DB_UNAVAILABLE as exc:
-            # The lease will lapse and the message run again: nothing is lost.
             log.error(
                 "failure not recorded, database unavailable: %s",
                 exc,
                 extra={"message_id": message.id},
             )
+        except Exception:
+            log.exception("failure not recorded", extra={"message_id": message.id})
+        return "dropped"
 
     # --- background threads ---------------------------------------------------------------
 
@@ -276,6 +296,7 @@ class Poller:
         for lease in leases:
             if lease.message.id not in held and not lease.lost.is_set():
                 lease.lost.set()
+                metrics.LEASES_LOST.inc()
                 log.warning("lease lost", extra={"message_id": lease.message.id})
 
     def _drain(self, grace_seconds: float) -> None:
@@ -299,6 +320,7 @@ class Poller:
         except _DB_UNAVAILABLE as exc:
             log.warning("could not hand work back; its leases will lapse instead: %s", exc)
             return
+        metrics.HANDED_BACK.inc(len(returned))
         log.info(
             "handed back unfinished work",
             extra={"message_ids": sorted(returned), "count": len(returned)},

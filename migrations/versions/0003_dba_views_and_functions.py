@@ -15,6 +15,9 @@ depends_on = None
 UPGRADE = r"""
 ALTER TABLE exports.outbox ADD COLUMN claimed_at timestamptz;
 COMMENT ON COLUMN exports.outbox.claimed_at IS 'When the current (or last) attempt was claimed.';
+-- Dead messages are few and kept for inspection: counting them (exports.failing,
+-- /metrics) must not scan every finished row.
+CREATE INDEX outbox_dead ON exports.outbox (topic) WHERE dead_at IS NOT NULL;
 
 -- exports.queue gains how long the current attempt has been running.
 CREATE OR REPLACE VIEW exports.queue AS
@@ -120,6 +123,7 @@ SELECT o.id, o.topic, o.job_id,
 FROM exports.outbox o;
 COMMENT ON VIEW exports.queue IS
     'The outbox with a readable state: ready, running, retry_wait, done or dead.';
+DROP INDEX exports.outbox_dead;
 ALTER TABLE exports.outbox DROP COLUMN claimed_at;
 """
 

@@ -10,7 +10,7 @@ import psycopg
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
-from app import jobs
+from app import jobs, metrics
 from app.catalog import FORMATS, ExportKind
 from app.errors import PermanentError
 from app.outbox import Message
@@ -74,6 +74,8 @@ class ExportRun:
             # The object exists but the job does not point at it: don't leave it behind.
             self._delete_orphan(key)
             raise
+        metrics.EXPORTED_ROWS.inc(rows)
+        metrics.EXPORTED_BYTES.inc(export.bytes)
         log.info(
             "export finished",
             extra={"job_id": str(job.id), "rows": rows, "bytes": export.bytes, "key": key},

@@ -68,3 +68,23 @@ SET dead_at = now(),
     errors = errors || jsonb_build_object('attempt', attempts, 'at', now(), 'error', %(error)s::text)
 WHERE id = %(id)s AND attempts = %(attempt)s AND done_at IS NULL AND dead_at IS NULL
 RETURNING id;
+
+-- name: queue_gauges
+-- For /metrics: unfinished messages by topic and readable state (uses outbox_claimable).
+SELECT topic,
+       CASE WHEN visible_at <= now() THEN 'ready'
+            WHEN leased_by IS NOT NULL THEN 'running'
+            ELSE 'retry_wait' END AS state,
+       count(*) AS messages
+FROM exports.outbox
+WHERE done_at IS NULL AND dead_at IS NULL
+GROUP BY 1, 2;
+
+-- name: queue_lag
+SELECT topic, extract(epoch FROM now() - min(visible_at)) AS seconds
+FROM exports.outbox
+WHERE done_at IS NULL AND dead_at IS NULL AND visible_at <= now()
+GROUP BY topic;
+
+-- name: dead_messages
+SELECT topic, count(*) AS messages FROM exports.outbox WHERE dead_at IS NOT NULL GROUP BY topic;

@@ -27,6 +27,8 @@ def settings_env(settings: Settings) -> dict[str, str]:
             "EXPORTS_POLL_INTERVAL": str(settings.poll_interval),
             "EXPORTS_RETRY_BASE_SECONDS": str(settings.retry_base_seconds),
             "EXPORTS_RETRY_CAP_SECONDS": str(settings.retry_cap_seconds),
+            # Several test pollers run at once: none of them serves /metrics.
+            "EXPORTS_METRICS_PORT": "0",
         }
     )
     return env

@@ -76,6 +76,7 @@ EVERY_VARIABLE: list[tuple[str, str, str, Any]] = [
     ("EXPORTS_PRESIGN_SECONDS", "600", "presign_seconds", 600),
     ("EXPORTS_MAX_BODY_BYTES", "2048", "max_body_bytes", 2048),
     ("EXPORTS_API_DB_WAIT_SECONDS", "1.5", "api_db_wait_seconds", 1.5),
+    ("EXPORTS_METRICS_PORT", "9200", "metrics_port", 9200),
     ("EXPORTS_LOG_LEVEL", "debug", "log_level", "DEBUG"),
 ]
 
