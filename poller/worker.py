@@ -119,7 +119,9 @@ class Poller:
                 try:
                     claimed = self.claim(min(free, self.batch))
                     failures = 0
-                except _DB_UNAVAILABLE as exc:
+                except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                    # Any database trouble (restart, failover, broken connection): wait and
+                    # try again; the pool replaces bad connections.
                     failures += 1
                     pause = min(30.0, 0.5 * 2**failures)
                     log.warning(
@@ -163,6 +165,8 @@ class Poller:
         """Run the handler; turn its failure into a fenced retry or give-up. Never raises."""
         started = time.monotonic()
         outcome = self._run(lease)
+        with self._lock:  # settled: no heartbeat may call it lost now
+            self._in_flight.pop(lease.message.id, None)
         topic = lease.message.topic
         metrics.MESSAGES.labels(topic, outcome).inc()
         metrics.MESSAGE_SECONDS.labels(topic).observe(time.monotonic() - started)
@@ -290,11 +294,19 @@ class Poller:
                 held = outbox.extend_leases(
                     conn, [lease.message for lease in leases], lease_seconds=self.lease_seconds
                 )
-        except _DB_UNAVAILABLE as exc:
-            log.warning("heartbeat failed: %s", exc)
+        except Exception as exc:
+            # Never let the heartbeat thread die: every lease would lapse. Try next beat.
+            log.warning("heartbeat failed: %s", exc, exc_info=not isinstance(exc, psycopg.Error))
             return
-        for lease in leases:
-            if lease.message.id not in held and not lease.lost.is_set():
+        with self._lock:
+            # A message that finished while the heartbeat ran is not held, but not lost.
+            gone = [
+                lease
+                for lease in leases
+                if lease.message.id not in held and lease.message.id in self._in_flight
+            ]
+        for lease in gone:
+            if not lease.lost.is_set():
                 lease.lost.set()
                 metrics.LEASES_LOST.inc()
                 log.warning("lease lost", extra={"message_id": lease.message.id})
