@@ -76,7 +76,10 @@ def main(grace: float) -> None:
     init_sentry(settings)
     poller, closables = build_poller(settings)
     if settings.metrics_port:
-        start_http_server(settings.metrics_port)
+        try:
+            start_http_server(settings.metrics_port)
+        except OSError as exc:  # metrics are worth a log line, not a poller that won't run
+            log.error("metrics not served on port %s: %s", settings.metrics_port, exc)
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
