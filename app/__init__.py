@@ -9,7 +9,7 @@ from app.settings import Settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The Flask app; with no arguments, configured from the environment."""
-    from app.http import downloads, exports, health, observability
+    from app.http import downloads, exports, health, observability, openapi
     from app.http.problems import register_problem_handlers
     from app.services import Services
 
@@ -27,5 +27,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(downloads.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(observability.bp)
+    app.register_blueprint(openapi.bp)
     observability.instrument(app)
     return app

@@ -240,6 +240,12 @@ def _to_string(value: Any) -> str:
         raise TypeError("must be a string")
     if len(value) > 1000:
         raise ValueError("must be at most 1000 characters")
+    if "\x00" in value:  # PostgreSQL text and jsonb cannot hold NUL
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode (it contains an unpaired surrogate)") from None
     return value
 
 
@@ -254,9 +260,13 @@ def _to_integer(value: Any) -> int:
 def _to_number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError("must be a number")
-    if not math.isfinite(value):
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too big for a double
+        raise ValueError("is out of range") from None
+    if not math.isfinite(number):
         raise ValueError("must be finite")
-    return float(value)
+    return number
 
 
 def _to_boolean(value: Any) -> bool:

@@ -22,9 +22,12 @@ def readyz() -> Response:
     """Ready for traffic: the database answers and its schema is at the code's migration."""
     services = current_services()
     expected = head_revision()
+    found = None  # also when the database was never migrated at all
     with services.pool.connection(timeout=5) as conn:
-        row = conn.execute("SELECT version_num FROM public.alembic_version").fetchone()
-    found = row[0] if row else None
+        migrated = conn.execute("SELECT to_regclass('public.alembic_version')").fetchone()
+        if migrated and migrated[0] is not None:
+            row = conn.execute("SELECT version_num FROM public.alembic_version").fetchone()
+            found = row[0] if row else None
     if found != expected:
         raise Problem(
             503,

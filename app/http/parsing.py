@@ -48,6 +48,14 @@ def json_body(request: Request) -> Any:
             "Malformed JSON",
             f"The body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}.",
         ) from None
+    except (ValueError, RecursionError):  # a 5,000-digit number, nesting 50,000 deep
+        raise Problem(
+            400,
+            "malformed-json",
+            "Malformed JSON",
+            "The body is JSON we will not parse: "
+            "numbers may have at most 4,300 digits and nesting must stay shallow.",
+        ) from None
 
 
 def export_request(body: Any, catalog: Catalog) -> ExportRequest:
@@ -61,10 +69,8 @@ def export_request(body: Any, catalog: Catalog) -> ExportRequest:
     owner_id = body.get("owner_id")
     if owner_id is None:
         errors["owner_id"] = "is required"
-    elif not isinstance(owner_id, str) or not owner_id.strip():
-        errors["owner_id"] = "must be a non-empty string"
-    elif len(owner_id) > MAX_OWNER_ID:
-        errors["owner_id"] = f"must be at most {MAX_OWNER_ID} characters"
+    elif problem := owner_id_problem(owner_id):
+        errors["owner_id"] = problem
 
     kind = None
     kind_name = body.get("kind")
@@ -101,6 +107,26 @@ def export_request(body: Any, catalog: Catalog) -> ExportRequest:
     return ExportRequest(
         owner_id=owner_id, kind=kind_name, params=params, format=fmt, notify_email=notify_email
     )
+
+
+def owner_id_problem(owner_id: Any) -> str | None:
+    """What is wrong with an owner id, or None if it is fine."""
+    if not isinstance(owner_id, str) or not owner_id.strip():
+        return "must be a non-empty string"
+    if len(owner_id) > MAX_OWNER_ID:
+        return f"must be at most {MAX_OWNER_ID} characters"
+    return text_problem(owner_id)
+
+
+def text_problem(text: str) -> str | None:
+    """Text PostgreSQL cannot store: NUL characters or unpaired UTF-16 surrogates."""
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (it contains an unpaired surrogate)"
+    return None
 
 
 def _notify_email(notify: Any, errors: dict[str, str]) -> str | None:
@@ -145,6 +171,9 @@ def list_arguments(args: Mapping[str, str]) -> dict[str, Any]:
     errors: dict[str, str] = {}
     for name in sorted(set(args) - _LIST_ARGS):
         errors[name] = "is not a known query parameter"
+    owner_id = args.get("owner_id") or None
+    if owner_id is not None and (problem := text_problem(owner_id)):
+        errors["owner_id"] = problem  # a filter only needs to be storable text
     state = args.get("state") or None
     if state is not None and state not in STATES:
         errors["state"] = f"must be one of {', '.join(STATES)}"
@@ -165,12 +194,7 @@ def list_arguments(args: Mapping[str, str]) -> dict[str, Any]:
             errors["cursor"] = "is not a cursor this API returned"
     if errors:
         raise invalid(errors)
-    return {
-        "owner_id": args.get("owner_id") or None,
-        "state": state,
-        "limit": limit,
-        "before": before,
-    }
+    return {"owner_id": owner_id, "state": state, "limit": limit, "before": before}
 
 
 def encode_cursor(created_at: dt.datetime, job_id: uuid.UUID) -> str:

@@ -29,3 +29,14 @@ def test_readyz_refuses_traffic_when_migrations_are_missing(
     assert response.status_code == 503
     assert response.headers["Retry-After"]
     assert "exports-admin migrate" in response.get_json()["detail"]
+
+
+def test_readyz_on_a_never_migrated_database_is_503(
+    client: FlaskClient, db: psycopg.Connection
+) -> None:
+    db.execute("DROP TABLE public.alembic_version")
+
+    response = client.get("/readyz")
+
+    assert response.status_code == 503
+    assert response.get_json()["type"].endswith("/schema-out-of-date")
