@@ -51,5 +51,8 @@ def main() -> None:
             "graceful_timeout": 20,
             "accesslog": "-" if os.environ.get("EXPORTS_ACCESS_LOG") else None,
             "child_exit": _worker_exit,
+            # gunicorn 27's control socket lives under $HOME, which the image's user
+            # cannot write; we do not use it.
+            "control_socket_disable": True,
         }
     ).run()

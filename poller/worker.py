@@ -298,15 +298,8 @@ class Poller:
             # Never let the heartbeat thread die: every lease would lapse. Try next beat.
             log.warning("heartbeat failed: %s", exc, exc_info=not isinstance(exc, psycopg.Error))
             return
-        with self._lock:
-            # A message that finished while the heartbeat ran is not held, but not lost.
-            gone = [
-                lease
-                for lease in leases
-                if lease.message.id not in held and lease.message.id in self._in_flight
-            ]
-        for lease in gone:
-            if not lease.lost.is_set():
+        for lease in leases:
+            if lease.message.id not in held and not lease.lost.is_set():
                 lease.lost.set()
                 metrics.LEASES_LOST.inc()
                 log.warning("lease lost", extra={"message_id": lease.message.id})

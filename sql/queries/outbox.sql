@@ -35,13 +35,13 @@ WHERE o.id = next.id AND t.topic = o.topic
 RETURNING o.id, o.topic, o.job_id, o.payload, o.attempts, o.max_attempts, t.deadline_seconds;
 
 -- name: extend_leases
--- Heartbeat: one statement for every message a poller has in flight. Returns the ids whose
--- lease is still ours; a missing id was lost (re-claimed, finished or killed by hand).
+-- Heartbeat: one statement for every message a poller has in flight. Returns the ids
+-- still ours (same attempt): a missing id was re-claimed or killed by hand (dead). A
+-- message that finished under our attempt while the heartbeat ran is still ours, not lost.
 UPDATE exports.outbox o
 SET visible_at = now() + make_interval(secs => %(lease_seconds)s)
 FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[]) AS held (id, attempts)
-WHERE o.id = held.id AND o.attempts = held.attempts
-  AND o.done_at IS NULL AND o.dead_at IS NULL
+WHERE o.id = held.id AND o.attempts = held.attempts AND o.dead_at IS NULL
 RETURNING o.id;
 
 -- name: complete_message

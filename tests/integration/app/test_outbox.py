@@ -100,3 +100,15 @@ def test_queue_view_shows_readable_states(db: psycopg.Connection, queued: list[i
         "SELECT state FROM exports.queue WHERE id = ANY(%s) ORDER BY id", (queued[:5],)
     ).fetchall()
     assert [s["state"] for s in states] == ["running", "done", "dead", "retry_wait", "ready"]
+
+
+def test_heartbeat_racing_a_finish_keeps_it_held_but_a_kill_by_hand_is_lost(
+    db: psycopg.Connection, queued: list[int]
+) -> None:
+    finished, killed, running = outbox.claim_batch(db, batch=3, lease_seconds=30, worker="a")
+    outbox.complete_message(db, finished)
+    db.execute("UPDATE exports.outbox SET dead_at = now() WHERE id = %s", (killed.id,))
+
+    held = outbox.extend_leases(db, [finished, killed, running], lease_seconds=30)
+
+    assert held == {finished.id, running.id}
