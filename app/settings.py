@@ -14,6 +14,37 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/exports"
 
 
+# Which environment variable sets which setting (from_env reads them, to_env writes them).
+ENVIRONMENT_VARIABLES: dict[str, str] = {
+    "database_url": "DATABASE_URL",
+    "source_database_url": "EXPORTS_SOURCE_DATABASE_URL",
+    "storage_url": "EXPORTS_STORAGE_URL",
+    "mail_url": "EXPORTS_MAIL_URL",
+    "mail_from": "EXPORTS_MAIL_FROM",
+    "public_url": "EXPORTS_PUBLIC_URL",
+    "secret_key": "EXPORTS_SECRET_KEY",
+    "aws_region": "AWS_REGION",
+    "aws_endpoint_url": "AWS_ENDPOINT_URL",
+    "ses_configuration_set": "EXPORTS_SES_CONFIGURATION_SET",
+    "sentry_dsn": "SENTRY_DSN",
+    "env": "EXPORTS_ENV",
+    "catalog_dir": "EXPORTS_CATALOG_DIR",
+    "poller_threads": "EXPORTS_POLLER_THREADS",
+    "poller_batch": "EXPORTS_POLLER_BATCH",
+    "lease_seconds": "EXPORTS_LEASE_SECONDS",
+    "poll_interval": "EXPORTS_POLL_INTERVAL",
+    "max_attempts": "EXPORTS_MAX_ATTEMPTS",
+    "retry_base_seconds": "EXPORTS_RETRY_BASE_SECONDS",
+    "retry_cap_seconds": "EXPORTS_RETRY_CAP_SECONDS",
+    "retention_seconds": "EXPORTS_RETENTION_SECONDS",
+    "presign_seconds": "EXPORTS_PRESIGN_SECONDS",
+    "max_body_bytes": "EXPORTS_MAX_BODY_BYTES",
+    "api_db_wait_seconds": "EXPORTS_API_DB_WAIT_SECONDS",
+    "log_level": "EXPORTS_LOG_LEVEL",
+    "metrics_port": "EXPORTS_METRICS_PORT",
+}
+
+
 class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
@@ -58,6 +89,17 @@ class Settings:
     def is_production(self) -> bool:
         """True when missing secrets must be fatal rather than defaulted."""
         return self.env == "production"
+
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that make from_env() give these settings back.
+
+        For starting other processes (pollers, the API) configured like this one.
+        """
+        return {
+            variable: str(value)
+            for name, variable in ENVIRONMENT_VARIABLES.items()
+            if (value := getattr(self, name)) is not None
+        }
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

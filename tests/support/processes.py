@@ -11,26 +11,11 @@ from app.settings import PROJECT_ROOT, Settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """Environment variables that make Settings.from_env() equal `settings`."""
-    env = dict(os.environ)
-    env.update(
-        {
-            "DATABASE_URL": settings.database_url,
-            "EXPORTS_STORAGE_URL": settings.storage_url,
-            "EXPORTS_MAIL_URL": settings.mail_url,
-            "EXPORTS_MAIL_FROM": settings.mail_from,
-            "EXPORTS_PUBLIC_URL": settings.public_url,
-            "EXPORTS_SECRET_KEY": settings.secret_key,
-            "EXPORTS_ENV": settings.env,
-            "EXPORTS_CATALOG_DIR": str(settings.catalog_dir),
-            "EXPORTS_LEASE_SECONDS": str(settings.lease_seconds),
-            "EXPORTS_POLL_INTERVAL": str(settings.poll_interval),
-            "EXPORTS_RETRY_BASE_SECONDS": str(settings.retry_base_seconds),
-            "EXPORTS_RETRY_CAP_SECONDS": str(settings.retry_cap_seconds),
-            # Several test pollers run at once: none of them serves /metrics.
-            "EXPORTS_METRICS_PORT": "0",
-        }
-    )
+    """This process's environment with `settings` in it (nothing inherited overrides them)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTS_")}
+    env.update(settings.to_env())
+    # Several test pollers run at once: none of them serves /metrics.
+    env["EXPORTS_METRICS_PORT"] = "0"
     return env
 
 

@@ -202,3 +202,44 @@ def test_public_url_trailing_slash_is_dropped(value: str) -> None:
     settings = Settings.from_env({"EXPORTS_PUBLIC_URL": value})
 
     assert settings.public_url == "https://exports.example.com"
+
+
+def test_to_env_round_trips_every_setting(tmp_path: Path) -> None:
+    # A value for every field that differs from its default, so nothing passes by accident.
+    changed = Settings(
+        database_url="postgresql://u@db:5433/x",
+        source_database_url="postgresql://u@replica:5433/x",
+        storage_url="s3://bucket/prefix",
+        mail_url="smtp://relay:2525",
+        mail_from="a@example.com",
+        public_url="https://exports.example.com",
+        secret_key="k" * 40,
+        aws_region="eu-west-1",
+        aws_endpoint_url="http://127.0.0.1:9000",
+        ses_configuration_set="tracking",
+        sentry_dsn="https://key@sentry.example.com/1",
+        env="production",
+        catalog_dir=tmp_path,
+        poller_threads=7,
+        poller_batch=3,
+        lease_seconds=12.5,
+        poll_interval=0.5,
+        max_attempts=9,
+        retry_base_seconds=2.0,
+        retry_cap_seconds=60.0,
+        retention_seconds=3600,
+        presign_seconds=120,
+        max_body_bytes=4096,
+        api_db_wait_seconds=1.5,
+        log_level="DEBUG",
+        metrics_port=9200,
+    )
+    defaults = Settings(secret_key=changed.secret_key)
+    unchanged = [
+        f.name
+        for f in dataclasses.fields(Settings)
+        if getattr(changed, f.name) == getattr(defaults, f.name) and f.name != "secret_key"
+    ]
+    assert unchanged == []
+
+    assert Settings.from_env(changed.to_env()) == changed
