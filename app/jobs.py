@@ -273,10 +273,11 @@ def fail_export(conn: Connection, message: Message, error: str) -> Job | None:
     return job
 
 
-def hand_back(conn: Connection, messages: list[Message]) -> set[int]:
-    """Shutdown: return unfinished messages for others to run now, without using an attempt.
+def hand_back(conn: Connection, messages: list[Message], worker: str) -> set[int]:
+    """Shutdown: `worker` returns unfinished messages for others to run now, no attempt used.
 
-    Returns the ids handed back (a message whose lease was already lost is not among them).
+    Returns the ids handed back: not those whose lease was lost, nor those whose attempt
+    already recorded its own outcome (a retry or failure).
     """
     if not messages:
         return set()
@@ -285,6 +286,7 @@ def hand_back(conn: Connection, messages: list[Message]) -> set[int]:
         "hand_back_messages",
         ids=[m.id for m in messages],
         attempts=[m.attempts for m in messages],
+        worker=worker,
     )
     return {row["id"] for row in rows}
 

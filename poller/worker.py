@@ -30,6 +30,9 @@ from poller.lease import Lease
 log = logging.getLogger(__name__)
 
 CHANNEL = "exports_outbox"
+# After the grace period: how long handing unfinished work back may take (ECS's 30 s
+# stopTimeout must cover grace + this + closing).
+HAND_BACK_SECONDS = 2.0
 # Database errors that a retry can outlive (connection lost, pool exhausted).
 _DB_UNAVAILABLE = (psycopg.OperationalError, psycopg_pool.PoolTimeout)
 # Errors in the SQL itself (syntax, missing column, bad cast, constraint): never transient.
@@ -76,12 +79,15 @@ class Poller:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._drained = threading.Event()  # in-flight work is over: the heartbeat may end
+        self._grace_seconds = 25.0
+        self._stop_deadline: float | None = None  # grace ends here, counted from stop()
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="handler")
 
     # --- lifecycle ------------------------------------------------------------------------
 
     def run(self, *, grace_seconds: float = 25.0) -> None:
-        """Run until stop(); then let in-flight work finish for up to `grace_seconds`."""
+        """Run until stop(); in-flight work then has `grace_seconds` from stop() to finish."""
+        self._grace_seconds = grace_seconds
         log.info("poller started", extra={"worker": self.name, "threads": self.threads})
         helpers = [
             threading.Thread(target=self._listen, name="listener", daemon=True),
@@ -92,13 +98,15 @@ class Poller:
         try:
             self._claim_loop()
         finally:
-            self._drain(grace_seconds)
+            self._drain()
             for thread in helpers:
                 thread.join(timeout=5)  # both notice stop() within a second
             log.info("poller stopped", extra={"worker": self.name})
 
     def stop(self) -> None:
         """Stop claiming now; run() returns once in-flight work is done (or the grace ends)."""
+        if not self._stopping.is_set():
+            self._stop_deadline = time.monotonic() + self._grace_seconds
         self._stopping.set()
         self._wake.set()
 
@@ -131,6 +139,9 @@ class Poller:
                     )
                     self._stopping.wait(pause)
                     continue
+                if self._stopping.is_set():  # stop() came while we were claiming
+                    self.hand_back([Lease(message) for message in claimed])
+                    break
                 for message in claimed:
                     self._start(message)
             if claimed and len(claimed) == min(free, self.batch):
@@ -304,8 +315,8 @@ class Poller:
                 metrics.LEASES_LOST.inc()
                 log.warning("lease lost", extra={"message_id": lease.message.id})
 
-    def _drain(self, grace_seconds: float) -> None:
-        deadline = time.monotonic() + grace_seconds
+    def _drain(self) -> None:
+        deadline = self._stop_deadline or time.monotonic() + self._grace_seconds
         while self.in_flight and (remaining := deadline - time.monotonic()) > 0:
             self._wake.wait(remaining)  # set by every finished message
             self._wake.clear()
@@ -316,13 +327,17 @@ class Poller:
         self._drained.set()
         if leftover:
             self.hand_back(leftover)
+        self._executor.shutdown(wait=False, cancel_futures=True)
 
     def hand_back(self, leases: list[Lease]) -> None:
-        """Make unfinished messages visible to other pollers now (not a failed attempt)."""
+        """Make unfinished messages visible to other pollers now (not a failed attempt).
+
+        Bounded by HAND_BACK_SECONDS: if the database is away, the leases lapse instead.
+        """
         try:
-            with self.pool.connection() as conn:
-                returned = jobs.hand_back(conn, [lease.message for lease in leases])
-        except _DB_UNAVAILABLE as exc:
+            with self.pool.connection(timeout=HAND_BACK_SECONDS) as conn:
+                returned = jobs.hand_back(conn, [lease.message for lease in leases], self.name)
+        except Exception as exc:
             log.warning("could not hand work back; its leases will lapse instead: %s", exc)
             return
         metrics.HANDED_BACK.inc(len(returned))
@@ -330,7 +345,6 @@ class Poller:
             "handed back unfinished work",
             extra={"message_ids": sorted(returned), "count": len(returned)},
         )
-        self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _describe(exc: BaseException) -> str:

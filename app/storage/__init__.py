@@ -42,12 +42,12 @@ class Storage(Protocol):
         """Remove a stored object; no error when it is already gone."""
         ...
 
-    def discard(self, prefix: str) -> int:
-        """Remove every object and unfinished upload under `prefix`; how many there were.
+    def discard(self, prefix: str, *, keep: str | None = None) -> int:
+        """Remove every object and unfinished upload under `prefix` but `keep`; how many.
 
-        A new attempt of an export calls this for its job's prefix, so what a killed or
-        cut-off predecessor left (a half-done multipart upload, a finished but unrecorded
-        object) does not outlive it.
+        The attempt that owns a job calls this for the job's prefix, before it starts and
+        again once its result is recorded (keeping the result), so what a killed or cut-off
+        predecessor left does not outlive it.
         """
         ...
 

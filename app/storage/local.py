@@ -69,10 +69,12 @@ class FileStorage:
         """Remove the file if it is there."""
         self.path(key).unlink(missing_ok=True)
 
-    def discard(self, prefix: str) -> int:
-        """Remove every file (finished or half-written) under the folder `prefix`."""
+    def discard(self, prefix: str, *, keep: str | None = None) -> int:
+        """Remove every file (finished or half-written) under the folder `prefix` but `keep`."""
         folder = self.path(prefix.rstrip("/"))
+        kept = self.path(keep) if keep else None
         files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+        files = [p for p in files if p != kept]
         for path in files:
             path.unlink(missing_ok=True)
         return len(files)

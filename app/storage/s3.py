@@ -132,9 +132,10 @@ class S3Storage:
             self._client.delete_object(Bucket=self.bucket, Key=self.object_name(key))
 
     @retry_transient
-    def discard(self, prefix: str) -> int:
-        """Abort unfinished multipart uploads and delete objects under `prefix`."""
+    def discard(self, prefix: str, *, keep: str | None = None) -> int:
+        """Abort unfinished multipart uploads and delete objects under `prefix` but `keep`."""
         name = self.object_name(prefix)
+        kept = self.object_name(keep) if keep else None
         removed = 0
         with boto_errors_classified():
             uploads = self._client.get_paginator("list_multipart_uploads")
@@ -145,8 +146,9 @@ class S3Storage:
             objects = self._client.get_paginator("list_objects_v2")
             for page in objects.paginate(Bucket=self.bucket, Prefix=name):
                 for item in page.get("Contents", []):
-                    self._client.delete_object(Bucket=self.bucket, Key=item["Key"])
-                    removed += 1
+                    if item["Key"] != kept:
+                        self._client.delete_object(Bucket=self.bucket, Key=item["Key"])
+                        removed += 1
         return removed
 
     def _transfer_config(self) -> TransferConfig:

@@ -74,6 +74,9 @@ class ExportRun:
             # The object exists but the job does not point at it: don't leave it behind.
             self._delete_orphan(key)
             raise
+        # An upload of an earlier attempt may have landed after this one started (a request
+        # already in flight when its poller died): the job's prefix holds its result only.
+        self._discard_leftovers(job, keep=key)
         metrics.EXPORTED_ROWS.inc(rows)
         metrics.EXPORTED_BYTES.inc(export.bytes)
         log.info(
@@ -108,13 +111,23 @@ class ExportRun:
                 ) from exc
             return export, cur.rowcount if cur.rowcount >= 0 else export.rows
 
-    def _discard_leftovers(self, job: jobs.Job) -> None:
-        """Remove what earlier attempts left under the job's prefix.
+    def _discard_leftovers(self, job: jobs.Job, keep: str | None = None) -> None:
+        """Remove what earlier attempts left under the job's prefix (all but `keep`).
 
         A killed predecessor's half-done multipart upload, or a file it uploaded but never
-        recorded, belongs to no one now that this attempt owns the job.
+        recorded, belongs to no one now that this attempt owns the job. Best effort: the
+        bucket's lifecycle rule is the backstop.
         """
-        if removed := self.services.storage.discard(job_prefix(job)):
+        try:
+            removed = self.services.storage.discard(job_prefix(job), keep=keep)
+        except Exception:
+            log.warning(
+                "could not discard earlier attempts' leftovers",
+                exc_info=True,
+                extra={"job_id": str(job.id)},
+            )
+            return
+        if removed:
             log.info(
                 "discarded an earlier attempt's leftovers",
                 extra={"job_id": str(job.id), "removed": removed},

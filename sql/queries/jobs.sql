@@ -84,6 +84,8 @@ RETURNING *;
 -- Graceful shutdown: the poller returns what it could not finish, visible now. Handing
 -- back is not a failure, so it does not use up an attempt (max_attempts grows by one);
 -- the history says who handed it back. A running export's job waits as queued again.
+-- Only rows still leased by this worker: a message whose attempt already recorded its
+-- outcome (a retry sets leased_by NULL) keeps that outcome and its back-off.
 WITH released AS (
     UPDATE exports.outbox o
     SET visible_at = now(),
@@ -94,7 +96,7 @@ WITH released AS (
             'attempt', o.attempts, 'at', now(),
             'error', 'handed back at shutdown by ' || o.leased_by)
     FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[]) AS held (id, attempts)
-    WHERE o.id = held.id AND o.attempts = held.attempts
+    WHERE o.id = held.id AND o.attempts = held.attempts AND o.leased_by = %(worker)s
       AND o.done_at IS NULL AND o.dead_at IS NULL
     RETURNING o.id, o.topic, o.job_id, o.attempts),
 requeued AS (

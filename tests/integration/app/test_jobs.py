@@ -70,6 +70,7 @@ def claim_export(conn: psycopg.Connection) -> Message:
     jobs.request_export(conn, "default", REQUEST, idempotency_key=None, max_attempts=5)
     conn.commit()
     [message] = outbox.claim_batch(conn, batch=1, lease_seconds=60, worker="test")
+    assert message.job_id is not None
     conn.commit()
     assert jobs.start_export(conn, message) is not None
     conn.commit()
@@ -115,3 +116,35 @@ def test_finishing_queues_the_email_step(db: psycopg.Connection, conn: psycopg.C
         {"topic": "export.run", "done": True},
         {"topic": "export.notify", "done": False},
     ]
+
+
+def test_hand_back_leaves_an_attempt_that_recorded_its_own_failure_alone(
+    db: psycopg.Connection, conn: psycopg.Connection
+) -> None:
+    failed, unfinished = claim_export(conn), claim_export(conn)
+    jobs.retry_export(conn, failed, "S3 said SlowDown", 30.0)
+    conn.commit()
+
+    returned = jobs.hand_back(conn, [failed, unfinished], "test")
+    conn.commit()
+
+    assert returned == {unfinished.id}
+    kept, returned_row = db.execute(
+        "SELECT max_attempts, last_error, visible_at > now() AS waiting"
+        " FROM exports.outbox ORDER BY id"
+    ).fetchall()
+    # The failed attempt keeps its error, its back-off and its place in the count.
+    assert kept == {"max_attempts": 5, "last_error": "S3 said SlowDown", "waiting": True}
+    assert returned_row == {
+        "max_attempts": 6,
+        "last_error": "handed back at shutdown by test",
+        "waiting": False,
+    }
+
+
+def test_hand_back_by_another_worker_changes_nothing(
+    db: psycopg.Connection, conn: psycopg.Connection
+) -> None:
+    message = claim_export(conn)
+
+    assert jobs.hand_back(conn, [message], "someone-else") == set()

@@ -33,7 +33,9 @@ DEMO_QUERY_PARAMS = {"since": None, "status": None}
 
 
 def test_export_is_stored_and_owner_emailed_a_link(
-    client: FlaskClient, db: psycopg.Connection, settings: Settings,
+    client: FlaskClient,
+    db: psycopg.Connection,
+    settings: Settings,
     start_poller: Callable[..., Poller],
 ) -> None:
     seed_demo_orders(db, 300)
@@ -59,7 +61,9 @@ def test_export_is_stored_and_owner_emailed_a_link(
 
 
 def test_two_pollers_run_200_jobs_exactly_once(
-    client: FlaskClient, db: psycopg.Connection, settings: Settings,
+    client: FlaskClient,
+    db: psycopg.Connection,
+    settings: Settings,
     start_poller: Callable[..., Poller],
 ) -> None:
     seed_demo_orders(db, 30, owners=10)
@@ -114,7 +118,9 @@ def test_transient_failure_backs_off_then_succeeds(
 
 
 def test_permanent_failure_fails_job_at_once_and_emails_owner(
-    client: FlaskClient, db: psycopg.Connection, settings: Settings,
+    client: FlaskClient,
+    db: psycopg.Connection,
+    settings: Settings,
     start_poller: Callable[..., Poller],
 ) -> None:
     job = submit(client, kind="broken_orders", notify={"email": "owner@example.com"})
@@ -136,7 +142,9 @@ def test_permanent_failure_fails_job_at_once_and_emails_owner(
 
 
 def test_exhausted_attempts_bury_the_message_and_fail_the_job(
-    app: Flask, db: psycopg.Connection, settings: Settings,
+    app: Flask,
+    db: psycopg.Connection,
+    settings: Settings,
     start_poller: Callable[..., Poller],
 ) -> None:
     db.execute("UPDATE public.test_gate SET open = false")
@@ -157,7 +165,9 @@ def test_exhausted_attempts_bury_the_message_and_fail_the_job(
 
 
 def test_cancelled_before_it_ran_never_runs(
-    client: FlaskClient, db: psycopg.Connection, settings: Settings,
+    client: FlaskClient,
+    db: psycopg.Connection,
+    settings: Settings,
     start_poller: Callable[..., Poller],
 ) -> None:
     job = submit(client, notify={"email": "owner@example.com"})
@@ -173,7 +183,9 @@ def test_cancelled_before_it_ran_never_runs(
 
 
 def test_cancel_stops_a_running_export_and_keeps_nothing(
-    client: FlaskClient, db: psycopg.Connection, settings: Settings,
+    client: FlaskClient,
+    db: psycopg.Connection,
+    settings: Settings,
     start_poller: Callable[..., Poller],
 ) -> None:
     seed_demo_orders(db, 600)
@@ -256,3 +268,24 @@ def test_work_whose_leases_kept_lapsing_is_given_up(
     assert run["errors"][0]["error"] == "lease expired: oom-killed:1:abc stopped heartbeating"
     [sent] = emails(settings)
     assert sent["To"] == "owner@example.com"
+
+
+def test_a_succeeded_job_keeps_only_its_result_under_its_prefix(
+    client: FlaskClient,
+    db: psycopg.Connection,
+    settings: Settings,
+    start_poller: Callable[..., Poller],
+) -> None:
+    seed_demo_orders(db, 30)
+    job = submit(client, format="csv")
+    # What a dead predecessor's upload, still in flight when it died, leaves behind.
+    stray = stored_file(settings, f"default/{job['id']}/late-upload-of-a-dead-attempt.csv")
+    stray.parent.mkdir(parents=True)
+    stray.write_bytes(b"order_id\n1\n")
+    start_poller()
+
+    ended = wait_until(lambda: job_ended(db, job["id"]), what="the export")
+
+    assert ended["state"] == "succeeded" and ended["attempts"] == 1
+    files = [p for p in stored_file(settings, "").rglob("*") if p.is_file()]
+    assert files == [stored_file(settings, ended["result_key"])]
