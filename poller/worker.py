@@ -33,6 +33,9 @@ CHANNEL = "exports_outbox"
 # After the grace period: how long handing unfinished work back may take (ECS's 30 s
 # stopTimeout must cover grace + this + closing).
 HAND_BACK_SECONDS = 2.0
+# How long a claim waits for a connection: the claim loop must notice stop() promptly
+# even while the database is away.
+CLAIM_WAIT_SECONDS = 2.0
 # Database errors that a retry can outlive (connection lost, pool exhausted).
 _DB_UNAVAILABLE = (psycopg.OperationalError, psycopg_pool.PoolTimeout)
 # Errors in the SQL itself (syntax, missing column, bad cast, constraint): never transient.
@@ -100,7 +103,9 @@ class Poller:
         finally:
             self._drain()
             for thread in helpers:
-                thread.join(timeout=5)  # both notice stop() within a second
+                # The listener notices within a second; a heartbeat blocked on an absent
+                # database is a daemon thread and is left behind rather than waited for.
+                thread.join(timeout=1)
             log.info("poller stopped", extra={"worker": self.name})
 
     def stop(self) -> None:
@@ -151,7 +156,7 @@ class Poller:
 
     def claim(self, batch: int) -> list[Message]:
         """Lease up to `batch` ready messages to this poller."""
-        with self.pool.connection() as conn:
+        with self.pool.connection(timeout=CLAIM_WAIT_SECONDS) as conn:
             return outbox.claim_batch(
                 conn, batch=batch, lease_seconds=self.lease_seconds, worker=self.name
             )
