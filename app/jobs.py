@@ -281,13 +281,7 @@ def hand_back(conn: Connection, messages: list[Message], worker: str) -> set[int
     """
     if not messages:
         return set()
-    rows = fetch_all(
-        conn,
-        "hand_back_messages",
-        ids=[m.id for m in messages],
-        attempts=[m.attempts for m in messages],
-        worker=worker,
-    )
+    rows = fetch_all(conn, "hand_back_messages", worker=worker, **outbox.fence_tokens(messages))
     return {row["id"] for row in rows}
 
 

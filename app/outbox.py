@@ -73,17 +73,16 @@ def claim_batch(
     return [Message(**row) for row in rows]
 
 
+def fence_tokens(messages: list[Message]) -> dict[str, list[int]]:
+    """The (id, attempt) pairs of `messages` as the arrays batch queries unnest."""
+    return {"ids": [m.id for m in messages], "attempts": [m.attempts for m in messages]}
+
+
 def extend_leases(conn: Connection, messages: list[Message], *, lease_seconds: float) -> set[int]:
     """Heartbeat for all `messages` in one statement; returns the ids still held."""
     if not messages:
         return set()
-    rows = fetch_all(
-        conn,
-        "extend_leases",
-        ids=[m.id for m in messages],
-        attempts=[m.attempts for m in messages],
-        lease_seconds=lease_seconds,
-    )
+    rows = fetch_all(conn, "extend_leases", lease_seconds=lease_seconds, **fence_tokens(messages))
     return {row["id"] for row in rows}
 
 

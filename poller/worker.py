@@ -136,13 +136,7 @@ class Poller:
                     # Any database trouble (restart, failover, broken connection): wait and
                     # try again; the pool replaces bad connections.
                     failures += 1
-                    pause = min(30.0, 0.5 * 2**failures)
-                    log.warning(
-                        "claim failed, database unavailable; retrying in %.1fs",
-                        pause,
-                        extra={"error": str(exc)},
-                    )
-                    self._stopping.wait(pause)
+                    self._pause_after_failure("claim failed, database unavailable", failures, exc)
                     continue
                 if self._stopping.is_set():  # stop() came while we were claiming
                     self.hand_back([Lease(message) for message in claimed])
@@ -284,13 +278,13 @@ class Poller:
                             self._wake.set()
             except psycopg.Error as exc:
                 failures += 1
-                pause = min(30.0, 0.5 * 2**failures)
-                log.warning(
-                    "listener lost its connection; retrying in %.1fs",
-                    pause,
-                    extra={"error": str(exc)},
-                )
-                self._stopping.wait(pause)
+                self._pause_after_failure("listener lost its connection", failures, exc)
+
+    def _pause_after_failure(self, what: str, failures: int, exc: Exception) -> None:
+        """Back off 1, 2, 4 … 30 s after consecutive database failures (stop() cuts it short)."""
+        pause = min(30.0, 0.5 * 2**failures)
+        log.warning("%s; retrying in %.1fs", what, pause, extra={"error": str(exc)})
+        self._stopping.wait(pause)
 
     def _heartbeat(self) -> None:
         """Every third of a lease, extend all in-flight leases at once (also while draining)."""
