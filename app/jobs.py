@@ -210,7 +210,8 @@ def cancel_job(conn: Connection, tenant: str, job_id: uuid.UUID) -> Job:
 
 
 def start_export(conn: Connection, message: Message) -> Job | None:
-    """Claim the job for this attempt (→ running); None if it ended meanwhile (cancelled)."""
+    """Claim the job for this attempt (→ running); None if it ended (cancelled) or a later
+    attempt holds it."""
     row = fetch_one(conn, "start_export", id=message.job_id, attempt=message.attempts)
     return Job.from_row(row) if row else None
 

@@ -39,11 +39,13 @@ LIMIT %(limit)s;
 SELECT * FROM exports.cancel_job(%(tenant)s, %(id)s);
 
 -- name: start_export
--- The export.run message for this job was claimed as attempt `attempt`: the job is ours.
+-- The export.run message for this job was claimed as attempt `attempt`: the job is ours,
+-- unless a later attempt already took it (attempts only grow, so a stalled older attempt
+-- arriving late cannot take the job back). None: ended, or not ours.
 UPDATE exports.jobs
 SET state = 'running', attempts = %(attempt)s, started_at = coalesce(started_at, now()),
     progress_rows = 0, progress_bytes = 0
-WHERE id = %(id)s AND state IN ('queued', 'running')
+WHERE id = %(id)s AND state IN ('queued', 'running') AND attempts < %(attempt)s
 RETURNING *;
 
 -- name: record_progress

@@ -64,5 +64,7 @@ def test_killed_poller_is_replaced_and_its_late_writes_change_nothing(
     for error, write in late_writes:
         with psycopg.connect(database_url) as conn, pytest.raises(error):
             write(conn)
+    with psycopg.connect(database_url) as conn:
+        assert jobs.start_export(conn, stale) is None  # cannot take the job back either
     assert job_row(db, job["id"]) == ended
     assert messages(db, job["id"]) == [message]
