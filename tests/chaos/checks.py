@@ -292,8 +292,7 @@ def _check_objects(evidence: Evidence, findings: Findings, explainer: Explainer)
     leftovers = sorted(set(evidence.objects) - results)
     documented = 0
     for key in leftovers:
-        job_id = job_of_key(key)
-        job = evidence.jobs.get(job_id) if job_id else None
+        job = _job_of(evidence, key)
         origin = completions.get(key)
         made = explainer.describe(origin) if origin else "no upload of it seen by the proxy"
         text = (
@@ -301,11 +300,7 @@ def _check_objects(evidence: Evidence, findings: Findings, explainer: Explainer)
             f"{job['state'] if job else 'unknown'}, result_key "
             f"{job['result_key'] if job else None}); made by {made}"
         )
-        if reason := _documented_leftover(job, origin, explainer):
-            documented += 1
-            findings.notes.append(f"left to the lifecycle rule ({reason}): {text}")
-        else:
-            findings.problem(text)
+        documented += _judge_leftover(findings, text, job, origin, explainer)
     findings.stats["orphan_objects"] = f"{len(leftovers) - documented} (+{documented} allowed)"
 
 
@@ -320,8 +315,7 @@ def _check_uploads(evidence: Evidence, findings: Findings, explainer: Explainer)
     documented = 0
     for upload in evidence.uploads:
         key = upload["Key"]
-        job_id = job_of_key(key)
-        job = evidence.jobs.get(job_id) if job_id else None
+        job = _job_of(evidence, key)
         origin = starts.get(upload["UploadId"])
         state, attempts = (job["state"], job["attempts"]) if job else ("unknown", "?")
         text = (
@@ -329,14 +323,31 @@ def _check_uploads(evidence: Evidence, findings: Findings, explainer: Explainer)
             f"job {state}, attempts {attempts}); "
             f"started by {explainer.describe(origin) if origin else 'unknown'}"
         )
-        if reason := _documented_leftover(job, origin, explainer):
-            documented += 1
-            findings.notes.append(f"left to the lifecycle rule ({reason}): {text}")
-        else:
-            findings.problem(text)
+        documented += _judge_leftover(findings, text, job, origin, explainer)
     findings.stats["unfinished_uploads"] = (
         f"{len(evidence.uploads) - documented} (+{documented} allowed)"
     )
+
+
+def _job_of(evidence: Evidence, key: str) -> dict[str, Any] | None:
+    """The job whose prefix holds `key`, if any."""
+    job_id = job_of_key(key)
+    return evidence.jobs.get(job_id) if job_id else None
+
+
+def _judge_leftover(
+    findings: Findings,
+    text: str,
+    job: dict[str, Any] | None,
+    origin: Exchange | None,
+    explainer: Explainer,
+) -> bool:
+    """File a leftover as a note (documented, True) or as a problem (False)."""
+    if reason := _documented_leftover(job, origin, explainer):
+        findings.notes.append(f"left to the lifecycle rule ({reason}): {text}")
+        return True
+    findings.problem(text)
+    return False
 
 
 def _documented_leftover(

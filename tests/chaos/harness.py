@@ -48,6 +48,7 @@ from tests.chaos.fleet import ApiServer, PollerFleet, PollerProcess
 from tests.chaos.proxy import Exchange, FaultPlan, FaultProxy
 from tests.chaos.servers import MotoServer, PostgresCluster, free_port
 from tests.chaos.workload import JobSpec, make_specs, seed_owners
+from tests.support.waiting import wait_until
 
 REGION = "us-east-1"
 BUCKET = "exports-chaos"
@@ -578,18 +579,20 @@ class ChaosRun:
 
     def _settle(self) -> None:
         """Wait (bounded) until every job is terminal and no outbox message is pending."""
-        deadline = time.monotonic() + self.config.settle_timeout
-        while True:
-            self._replace_crashed()
-            try:
-                pending = self._pending()
-            except psycopg.OperationalError:
-                pending = None
-            if pending == (0, 0):
-                return
-            if time.monotonic() > deadline:
-                raise SettleTimeout(self._diagnostic())
-            time.sleep(0.5)
+        try:
+            wait_until(
+                self._settled, timeout=self.config.settle_timeout, what="settling", interval=0.5
+            )
+        except AssertionError:
+            raise SettleTimeout(self._diagnostic()) from None
+
+    def _settled(self) -> bool:
+        """Nothing queued, running or pending (replacing any poller that died meanwhile)."""
+        self._replace_crashed()
+        try:
+            return self._pending() == (0, 0)
+        except psycopg.OperationalError:
+            return False
 
     def _pending(self) -> tuple[int, int]:
         with psycopg.connect(self.database_url, connect_timeout=5) as conn:

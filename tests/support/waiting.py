@@ -11,9 +11,14 @@ T = TypeVar("T")
 
 
 def wait_until(
-    condition: Callable[[], T], *, timeout: float = 30.0, what: str = "condition"
+    condition: Callable[[], T],
+    *,
+    timeout: float = 30.0,
+    what: str = "condition",
+    interval: float = 0.02,
 ) -> T:
-    """Return `condition()`'s first truthy value, checking every 20 ms; fail after `timeout`."""
+    """Return `condition()`'s first truthy value, checking every `interval` s; fail after
+    `timeout`."""
     deadline = time.monotonic() + timeout
     pause = threading.Event()  # never set: wait() is a cancellable pause between checks
     while True:
@@ -22,4 +27,4 @@ def wait_until(
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        pause.wait(0.02)
+        pause.wait(interval)
