@@ -10,15 +10,10 @@ from app import jobs
 from app.http import parsing
 from app.http.problems import Problem, not_found
 from app.http.render import job_json, kinds_json
+from app.http.tenancy import current_tenant
 from app.services import Services, current_services
 
 bp = Blueprint("exports", __name__, url_prefix="/v1")
-
-
-def _tenant() -> str:
-    # API clients (and so tenants) arrive with authentication in a later issue; until then
-    # every caller is the default tenant, and every query is already scoped by tenant.
-    return jobs.DEFAULT_TENANT
 
 
 @bp.post("/exports")
@@ -31,7 +26,7 @@ def create_export() -> Response:
         with services.pool.connection() as conn:
             job, created = jobs.request_export(
                 conn,
-                _tenant(),
+                current_tenant(),
                 export,
                 idempotency_key=key,
                 max_attempts=services.settings.max_attempts,
@@ -69,7 +64,7 @@ def list_exports() -> Response:
     args = parsing.list_arguments(request.args)
     limit = args.pop("limit")
     with services.pool.connection() as conn:
-        page = jobs.list_jobs(conn, _tenant(), limit=limit + 1, **args)
+        page = jobs.list_jobs(conn, current_tenant(), limit=limit + 1, **args)
     next_cursor = None
     if len(page) > limit:
         page = page[:limit]
@@ -85,7 +80,7 @@ def cancel_export(job_id: uuid.UUID) -> Response:
     services = current_services()
     try:
         with services.pool.connection() as conn:
-            job = jobs.cancel_job(conn, _tenant(), job_id)
+            job = jobs.cancel_job(conn, current_tenant(), job_id)
     except jobs.JobNotFound:
         raise not_found(f"There is no export {job_id}.") from None
     except jobs.NotCancellable as exc:
@@ -107,6 +102,6 @@ def list_kinds() -> Response:
 
 def _job_or_404(conn, job_id: uuid.UUID) -> jobs.Job:
     try:
-        return jobs.get_job(conn, _tenant(), job_id)
+        return jobs.get_job(conn, current_tenant(), job_id)
     except jobs.JobNotFound:
         raise not_found(f"There is no export {job_id}.") from None
