@@ -1,0 +1,450 @@
+"""Recurring exports: schedules (cron + IANA time zone) that queue an export job per slot.
+
+A slot is a local wall-clock time the cron expression matches, converted to UTC:
+
+- a time skipped by spring-forward (02:30 on the day clocks jump 02:00 → 03:00) fires once,
+  at the first minute after the jump (03:00 local);
+- a time that happens twice at fall-back fires once, at its first occurrence, unless the
+  cron's hour field is `*` (then the schedule runs by elapsed time, like cron: an hourly
+  schedule fires in both copies of the repeated hour).
+
+Missed slots (downtime) fire once, for the most recent one; the next run is always the first
+slot strictly after "now". Every function that needs the time takes `now` (timezone-aware),
+so tests never wait; the poller passes the database's clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import uuid
+import zoneinfo
+from dataclasses import dataclass, fields
+from typing import Any
+
+from croniter import CroniterBadCronError, CroniterBadDateError, croniter
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+from app import jobs
+from app.db import fetch_all, fetch_one
+from app.jobs import ExportRequest
+
+log = logging.getLogger(__name__)
+
+UTC = dt.UTC
+UPCOMING_RUNS = 5  # how many future slots the API shows
+MAX_TIMEZONE = 64
+MAX_CRON = 200
+CHANNEL = "exports_schedules"  # NOTIFYed by a trigger when a schedule's timing changes
+_SCAN_LIMIT = 10_000  # slots walked at most in one computation (cron's densest is 1/minute)
+
+
+class ScheduleInvalid(Exception):
+    """The cron expression or time zone is unusable; `errors` maps field → what is wrong."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k} {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class ScheduleNotFound(Exception):
+    """No schedule with that id for this tenant."""
+
+
+class ScheduleIdempotencyConflict(Exception):
+    """The Idempotency-Key was used before for a different schedule request."""
+
+    def __init__(self, schedule: Schedule) -> None:
+        super().__init__(f"idempotency key already used for schedule {schedule.id}")
+        self.schedule = schedule
+
+
+@dataclass(frozen=True)
+class Timing:
+    """When a schedule fires: a 5-field cron expression read in an IANA time zone."""
+
+    cron: str
+    timezone: str
+
+    def __post_init__(self) -> None:
+        errors = {}
+        if problem := cron_problem(self.cron):
+            errors["cron"] = problem
+        if problem := timezone_problem(self.timezone):
+            errors["timezone"] = problem
+        if errors:
+            raise ScheduleInvalid(errors)
+        try:  # a valid expression may still never match a date (0 0 30 2 *)
+            self.next_after(dt.datetime(2000, 1, 1, tzinfo=UTC))
+        except CroniterBadDateError:
+            raise ScheduleInvalid({"cron": "never matches a date"}) from None
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The time zone the cron expression is read in."""
+        return zoneinfo.ZoneInfo(self.timezone)
+
+    def next_after(self, after: dt.datetime) -> dt.datetime:
+        """The first slot strictly after `after`, in UTC."""
+        return self._forward(after, 1)[0]
+
+    def upcoming(self, after: dt.datetime, count: int = UPCOMING_RUNS) -> list[dt.datetime]:
+        """The next `count` slots strictly after `after`, in UTC."""
+        return self._forward(after, count)
+
+    def latest_at_or_before(self, now: dt.datetime, *, floor: dt.datetime) -> dt.datetime:
+        """The most recent slot at or before `now`, and not before `floor` (a due slot).
+
+        What a schedule fires after downtime: one job for the latest missed slot.
+        """
+        now = _utc(now)
+        candidate = _utc(floor)
+        raw = croniter(self.cron, now.astimezone(self.zone)).get_prev(dt.datetime)
+        if self._skipped(raw):  # the repeat of an ambiguous time: its first copy counts
+            raw = raw.replace(fold=0)
+        if candidate < _utc(raw) <= now:
+            candidate = _utc(raw)
+        # Walk forward from there: corrects croniter's get_prev around DST transitions.
+        for _ in range(_SCAN_LIMIT):
+            following = self.next_after(candidate)
+            if following > now:
+                return candidate
+            candidate = following
+        return candidate
+
+    def _forward(self, after: dt.datetime, count: int) -> list[dt.datetime]:
+        after = _utc(after)
+        slots: list[dt.datetime] = []
+        iterator = croniter(self.cron, after.astimezone(self.zone))
+        for _ in range(_SCAN_LIMIT):
+            local = iterator.get_next(dt.datetime)
+            slot = _utc(local)
+            # Strictly increasing: two skipped times can land on the same instant (03:00).
+            if self._skipped(local) or slot <= (slots[-1] if slots else after):
+                continue
+            slots.append(slot)
+            if len(slots) == count:
+                return slots
+        raise CroniterBadDateError(f"no slot of {self.cron!r} found after {after}")
+
+    def _skipped(self, local: dt.datetime) -> bool:
+        """The second copy of a repeated wall-clock time, for a schedule with fixed hours."""
+        if local.fold != 1 or local.utcoffset() == local.replace(fold=0).utcoffset():
+            return False
+        return croniter(self.cron).expanded[1] != ["*"]
+
+
+def cron_problem(cron: Any) -> str | None:
+    """What is wrong with a cron expression, or None: 5 fields that croniter accepts."""
+    if not isinstance(cron, str):
+        return "must be a string"
+    if len(cron) > MAX_CRON:
+        return f"must be at most {MAX_CRON} characters"
+    if len(cron.split()) != 5:
+        return "must have exactly 5 fields: minute hour day-of-month month day-of-week"
+    try:
+        croniter(cron)
+    except (CroniterBadCronError, ValueError, KeyError) as exc:
+        return f"is not a valid cron expression ({exc})"
+    return None
+
+
+def timezone_problem(name: Any) -> str | None:
+    """What is wrong with a time zone name, or None: an IANA name zoneinfo knows."""
+    if not isinstance(name, str):
+        return "must be a string"
+    if not name or len(name) > MAX_TIMEZONE or "\x00" in name:
+        return "is not a known IANA time zone (like Europe/Berlin)"
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return "is not a known IANA time zone (like Europe/Berlin)"
+    return None
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError("times must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+# --- schedules in the database -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One row of exports.schedules."""
+
+    id: uuid.UUID
+    tenant: str
+    owner_id: str
+    kind: str
+    params: dict[str, Any]
+    format: str
+    notify_email: str | None
+    cron: str
+    timezone: str
+    enabled: bool
+    next_run_at: dt.datetime | None
+    last_run_at: dt.datetime | None
+    last_job_id: uuid.UUID | None
+    idempotency_key: str | None
+    request_fingerprint: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Schedule:
+        """Build from a dict row, ignoring columns this code does not know yet."""
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+    @property
+    def timing(self) -> Timing:
+        """The schedule's cron expression and time zone."""
+        return Timing(self.cron, self.timezone)
+
+    @property
+    def export(self) -> ExportRequest:
+        """The export each slot queues."""
+        return ExportRequest(
+            owner_id=self.owner_id,
+            kind=self.kind,
+            params=self.params,
+            format=self.format,
+            notify_email=self.notify_email,
+        )
+
+    def upcoming(self, count: int = UPCOMING_RUNS) -> list[dt.datetime]:
+        """The next `count` run times (UTC); empty while disabled."""
+        if not self.enabled or self.next_run_at is None:
+            return []
+        return [self.next_run_at, *self.timing.upcoming(self.next_run_at, count - 1)]
+
+
+@dataclass(frozen=True)
+class ScheduleChanges:
+    """A partial update (PATCH): None means "leave as it is"."""
+
+    cron: str | None = None
+    timezone: str | None = None
+    params: dict[str, Any] | None = None
+    enabled: bool | None = None
+
+
+@dataclass(frozen=True)
+class Fired:
+    """One slot fired: the schedule, the slot and the job it queued."""
+
+    schedule_id: uuid.UUID
+    slot: dt.datetime
+    job_id: uuid.UUID | None
+    next_run_at: dt.datetime
+
+
+def create_schedule(
+    conn: Connection,
+    tenant: str,
+    export: ExportRequest,
+    timing: Timing,
+    *,
+    enabled: bool,
+    now: dt.datetime,
+    idempotency_key: str | None,
+) -> tuple[Schedule, bool]:
+    """Insert a schedule whose first run is the first slot after `now`; (schedule, created).
+
+    A repeated idempotency key returns the first schedule (created=False) or raises
+    ScheduleIdempotencyConflict when the request differs.
+    """
+    fingerprint = _fingerprint(export, timing, enabled)
+    row = fetch_one(
+        conn,
+        "insert_schedule",
+        tenant=tenant,
+        owner_id=export.owner_id,
+        kind=export.kind,
+        params=Jsonb(export.params),
+        format=export.format,
+        notify_email=export.notify_email,
+        cron=timing.cron,
+        timezone=timing.timezone,
+        enabled=enabled,
+        next_run_at=timing.next_after(now) if enabled else None,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint,
+    )
+    if row is not None:
+        return Schedule.from_row(row), True
+    existing = fetch_one(
+        conn,
+        "get_schedule_by_key",
+        tenant=tenant,
+        owner_id=export.owner_id,
+        idempotency_key=idempotency_key,
+    )
+    assert existing is not None, "ON CONFLICT skipped the insert, so the row exists"
+    schedule = Schedule.from_row(existing)
+    if schedule.request_fingerprint != fingerprint:
+        raise ScheduleIdempotencyConflict(schedule)
+    return schedule, False
+
+
+def get_schedule(conn: Connection, tenant: str, schedule_id: uuid.UUID) -> Schedule:
+    """The tenant's schedule; ScheduleNotFound otherwise (also for another tenant's)."""
+    row = fetch_one(conn, "get_schedule", tenant=tenant, id=schedule_id)
+    if row is None:
+        raise ScheduleNotFound(str(schedule_id))
+    return Schedule.from_row(row)
+
+
+def list_schedules(
+    conn: Connection,
+    tenant: str,
+    *,
+    owner_id: str | None,
+    limit: int,
+    before: tuple[dt.datetime, uuid.UUID] | None,
+) -> list[Schedule]:
+    """Newest first, starting after the keyset position `before` (created_at, id)."""
+    rows = fetch_all(
+        conn,
+        "list_schedules",
+        tenant=tenant,
+        owner_id=owner_id,
+        before_created_at=before[0] if before else None,
+        before_id=before[1] if before else None,
+        limit=limit,
+    )
+    return [Schedule.from_row(r) for r in rows]
+
+
+def update_schedule(
+    conn: Connection,
+    tenant: str,
+    schedule_id: uuid.UUID,
+    changes: ScheduleChanges,
+    *,
+    now: dt.datetime,
+) -> Schedule:
+    """Apply a partial update; a new cron/time zone or re-enabling recomputes the next run
+    from `now` (no catch-up for slots that passed while disabled); disabling clears it.
+
+    ScheduleInvalid if the resulting timing is unusable.
+    """
+    row = fetch_one(conn, "lock_schedule", tenant=tenant, id=schedule_id)
+    if row is None:
+        raise ScheduleNotFound(str(schedule_id))
+    current = Schedule.from_row(row)
+    timing = Timing(changes.cron or current.cron, changes.timezone or current.timezone)
+    enabled = current.enabled if changes.enabled is None else changes.enabled
+    retimed = timing != current.timing or (enabled and not current.enabled)
+    if not enabled:
+        next_run_at = None
+    elif retimed:
+        next_run_at = timing.next_after(now)
+    else:
+        next_run_at = current.next_run_at
+    updated = fetch_one(
+        conn,
+        "update_schedule",
+        id=schedule_id,
+        cron=timing.cron,
+        timezone=timing.timezone,
+        params=Jsonb(current.params if changes.params is None else changes.params),
+        enabled=enabled,
+        next_run_at=next_run_at,
+    )
+    assert updated is not None, "the row is locked by this transaction"
+    return Schedule.from_row(updated)
+
+
+def delete_schedule(conn: Connection, tenant: str, schedule_id: uuid.UUID) -> None:
+    """Delete the schedule; its jobs stay (their schedule_id becomes NULL)."""
+    if fetch_one(conn, "delete_schedule", tenant=tenant, id=schedule_id) is None:
+        raise ScheduleNotFound(str(schedule_id))
+
+
+# --- firing (the poller's scheduler) -------------------------------------------------------
+
+
+def fire_due_schedules(
+    conn: Connection, now: dt.datetime, limit: int, *, max_attempts: int
+) -> list[Fired]:
+    """Queue one export per due schedule and move each to its first slot after `now`.
+
+    In the caller's transaction: due rows are claimed FOR UPDATE SKIP LOCKED (any number
+    of pollers may call this at once), and each job, its export.run message and the
+    schedule's new next_run_at commit together. The per-slot idempotency key makes "one
+    job per slot" hold in the database too. Several missed slots fire once, for the latest.
+    """
+    fired: list[Fired] = []
+    for row in fetch_all(conn, "claim_due_schedules", now=now, limit=limit):
+        schedule = Schedule.from_row(row)
+        timing = schedule.timing
+        assert schedule.next_run_at is not None, "only enabled schedules are due"
+        slot = timing.latest_at_or_before(now, floor=schedule.next_run_at)
+        job_id = _queue_slot(conn, schedule, slot, max_attempts=max_attempts)
+        next_run_at = timing.next_after(now)
+        fetch_one(
+            conn,
+            "advance_schedule",
+            id=schedule.id,
+            next_run_at=next_run_at,
+            last_run_at=slot,
+            last_job_id=job_id,
+        )
+        fired.append(Fired(schedule.id, slot, job_id, next_run_at))
+    return fired
+
+
+def _queue_slot(
+    conn: Connection, schedule: Schedule, slot: dt.datetime, *, max_attempts: int
+) -> uuid.UUID | None:
+    key = f"schedule:{schedule.id}:{slot.isoformat()}"
+    try:
+        job, created = jobs.request_export(
+            conn,
+            schedule.tenant,
+            schedule.export,
+            idempotency_key=key,
+            max_attempts=max_attempts,
+            schedule_id=schedule.id,
+        )
+    except jobs.IdempotencyConflict as exc:
+        # Someone sent this schedule's slot key by hand: that job stands for the slot.
+        log.warning("slot key already used", extra={"schedule_id": str(schedule.id)})
+        return exc.job.id
+    if created:
+        log.info(
+            "schedule fired",
+            extra={
+                "schedule_id": str(schedule.id),
+                "slot": slot.isoformat(),
+                "job_id": str(job.id),
+            },
+        )
+    return job.id
+
+
+def next_due_in(conn: Connection) -> tuple[dt.datetime, dt.datetime | None]:
+    """(the database's clock now, the earliest next_run_at of any enabled schedule)."""
+    row = fetch_one(conn, "next_due_schedule")
+    assert row is not None
+    return row["now"], row["next_run_at"]
+
+
+def database_now(conn: Connection) -> dt.datetime:
+    """The database's clock: every poller fires by the same time."""
+    return next_due_in(conn)[0]
+
+
+def _fingerprint(export: ExportRequest, timing: Timing, enabled: bool) -> str:
+    canonical = json.dumps(
+        {**export.__dict__, "cron": timing.cron, "timezone": timing.timezone, "enabled": enabled},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,141 @@
+"""Schedule fire latency: from a schedule's due slot to its job's created_at, idle poller.
+
+One `exports-poller` process runs with nothing else to do. For each sample, a schedule's
+next_run_at is set a random 0.2-0.8 s into the future (by the database's clock, as a DBA
+could; the trigger NOTIFYs the scheduler, which then sleeps until the slot); the latency is
+the job's created_at (the database's clock in the firing transaction) minus the slot.
+Also measured: when the job became visible (committed), polled every 5 ms by the database's
+clock. Samples run one at a time. Then a burst: --burst schedules share one slot (one
+firing transaction: they share created_at; visible = when the last one was committed).
+The schedules' cron is yearly, so nothing fires by itself during the run.
+
+    .venv/bin/python bench/schedule_latency.py                  # 100 samples, burst of 100
+    .venv/bin/python bench/schedule_latency.py --samples 300 --burst 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import statistics
+
+import _common as c
+import psycopg
+from psycopg.rows import dict_row
+
+from app import schedules
+from app.jobs import ExportRequest
+from app.schedules import Timing
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=100, help="one-at-a-time slots (≥ 50)")
+    parser.add_argument("--burst", type=int, default=100, help="schedules sharing one slot")
+    c.add_server_option(parser)
+    return parser.parse_args()
+
+
+def create_schedules(conn: psycopg.Connection, count: int) -> list[str]:
+    """`count` paused yearly schedules (their slots are set by hand below)."""
+    ids = []
+    for i in range(count):
+        schedule, _ = schedules.create_schedule(
+            conn,
+            "default",
+            ExportRequest(f"user-{i}", "demo_orders", {}, "csv", None),
+            Timing("0 0 1 1 *", "UTC"),
+            enabled=False,  # paused until its sample: no minute boundary fires it meanwhile
+            now=dt.datetime.now(dt.UTC),
+            idempotency_key=None,
+        )
+        ids.append(str(schedule.id))
+    conn.commit()
+    return ids
+
+
+def arm(conn: psycopg.Connection, ids: list[str], seconds: float) -> dt.datetime:
+    """Enable `ids` with next_run_at `seconds` from the database's now; that slot."""
+    row = conn.execute(
+        """UPDATE exports.schedules
+           SET enabled = true, next_run_at = date_trunc('milliseconds', clock_timestamp())
+                                             + make_interval(secs => %s)
+           WHERE id = ANY(%s::uuid[]) RETURNING next_run_at""",
+        (seconds, ids),
+    ).fetchone()
+    conn.commit()
+    return row["next_run_at"]
+
+
+def latencies(
+    conn: psycopg.Connection, ids: list[str], slot: dt.datetime
+) -> tuple[list[float], float] | None:
+    """Seconds from `slot` to each schedule's job created_at, and to now (the database's
+    clock) when every one of them is visible; None until then."""
+    rows = conn.execute(
+        """SELECT created_at, clock_timestamp() AS seen FROM exports.jobs
+           WHERE schedule_id = ANY(%s::uuid[])""",
+        (ids,),
+    ).fetchall()
+    conn.commit()
+    if len(rows) < len(ids):
+        return None
+    return [(r["created_at"] - slot).total_seconds() for r in rows], (
+        rows[0]["seen"] - slot
+    ).total_seconds()
+
+
+def main() -> None:
+    args = parse_args()
+    if args.samples < 50:
+        raise SystemExit("--samples must be at least 50")
+    c.quiet_logs()
+    print(c.machine_line())
+    with c.scratch_database(args.server, keep=args.keep_db) as url, c.workdir() as folder:
+        settings = c.bench_settings(url, folder)
+        with psycopg.connect(url, row_factory=dict_row) as conn:
+            singles = create_schedules(conn, args.samples)
+            burst = create_schedules(conn, args.burst)
+            with c.pollers_in_processes(settings, 1) as (_, check):
+                # The poller is up once its scheduler listens.
+                c.wait_for(
+                    lambda: conn.execute(
+                        "SELECT 1 FROM pg_stat_activity "
+                        "WHERE application_name = 'exports-poller-scheduler'"
+                    ).fetchone(),
+                    timeout=60,
+                    check=check,
+                )
+                one_by_one: list[float] = []
+                visible: list[float] = []
+                for schedule_id in singles:
+                    slot = arm(conn, [schedule_id], random.uniform(0.2, 0.8))
+                    (latency,), seen = c.wait_for(
+                        lambda s=schedule_id, t=slot: latencies(conn, [s], t),
+                        timeout=30,
+                        every=0.005,
+                        check=check,
+                    )
+                    one_by_one.append(latency)
+                    visible.append(seen)
+                slot = arm(conn, burst, 0.5)
+                together, last_seen = c.wait_for(
+                    lambda: latencies(conn, burst, slot), timeout=60, every=0.005, check=check
+                )
+    early = sum(1 for v in one_by_one + together if v < 0)
+    rows = [
+        {"what": f"slot → created_at, one at a time (n={len(one_by_one)})"}
+        | c.summary_ms(one_by_one),
+        {"what": "slot → job visible (polled every 5 ms)"} | c.summary_ms(visible),
+        {"what": f"slot → all {len(together)} jobs visible, one shared slot"}
+        | c.summary_ms([last_seen]),
+    ]
+    c.print_table(rows, "due slot → job created_at (idle exports-poller, NOTIFY + timer)")
+    print(f"\nfired before their slot: {early} (must be 0)")
+    print(f"one at a time: stdev {statistics.pstdev(one_by_one) * 1000:.2f} ms")
+    print(f"burst created_at (one transaction): {statistics.fmean(together) * 1000:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""The scheduler: a thread in each poller process that fires due schedules (exports.schedules).
+
+It sleeps until the earliest next_run_at (by the database's clock), at most MAX_SLEEP_SECONDS,
+and wakes early on NOTIFY exports_schedules (a trigger sends it when a schedule is created or
+retimed). Firing is app.schedules.fire_due_schedules: FOR UPDATE SKIP LOCKED, so any number of
+pollers may run a scheduler; each slot still queues exactly one job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+
+import psycopg
+import psycopg_pool
+
+from app import schedules
+
+log = logging.getLogger(__name__)
+
+# Longest sleep between two looks at the table: bounds how late stop() is noticed and
+# how late a schedule is fired if a NOTIFY was missed (e.g. while reconnecting).
+MAX_SLEEP_SECONDS = 1.0
+CONNECTION_WAIT_SECONDS = 2.0
+# Shortest sleep: a due schedule another poller is firing (locked) is looked at again soon,
+# without spinning.
+MIN_SLEEP_SECONDS = 0.01
+
+
+class Scheduler:
+    """Fires due schedules until stopped; survives database outages with back-off."""
+
+    def __init__(
+        self,
+        pool: psycopg_pool.ConnectionPool,
+        *,
+        database_url: str,
+        max_attempts: int,
+        batch: int = 100,
+        max_sleep: float = MAX_SLEEP_SECONDS,
+    ) -> None:
+        self.pool = pool
+        self.database_url = database_url
+        self.max_attempts = max_attempts
+        self.batch = batch
+        self.max_sleep = max_sleep
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Run on a daemon thread of this process."""
+        self._thread = threading.Thread(target=self.run, name="scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop firing; wait up to `timeout` s for the thread (it notices within max_sleep)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run(self) -> None:
+        """LISTEN for schedule changes and fire what is due, until stop()."""
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(
+                    self.database_url,
+                    autocommit=True,
+                    application_name="exports-poller-scheduler",
+                ) as listener:
+                    listener.execute(f"LISTEN {schedules.CHANNEL}")
+                    while not self._stopping.is_set():
+                        pause = self.tick()
+                        failures = 0
+                        # Any NOTIFY ends the wait early: plan again.
+                        for _ in listener.notifies(timeout=pause, stop_after=1):
+                            pass
+            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
+                failures += 1
+                delay = min(30.0, 0.5 * 2**failures)
+                log.warning(
+                    "scheduler: database unavailable; retrying in %.1fs",
+                    delay,
+                    extra={"error": str(exc)},
+                )
+                self._stopping.wait(delay)
+            except Exception:
+                # Never let the thread die: schedules would silently stop firing.
+                failures += 1
+                log.exception("scheduler: unexpected failure")
+                self._stopping.wait(min(30.0, 0.5 * 2**failures))
+
+    def tick(self) -> float:
+        """Fire what is due now (one transaction per batch); seconds until the next is due."""
+        while True:
+            with self.pool.connection(timeout=CONNECTION_WAIT_SECONDS) as conn:
+                now = schedules.database_now(conn)
+                fired = schedules.fire_due_schedules(
+                    conn, now, self.batch, max_attempts=self.max_attempts
+                )
+            if len(fired) < self.batch or self._stopping.is_set():
+                break  # else: more may be due right now
+        with self.pool.connection(timeout=CONNECTION_WAIT_SECONDS) as conn:
+            now, next_run_at = schedules.next_due_in(conn)
+        if next_run_at is None:
+            return self.max_sleep
+        return _clamp(
+            (next_run_at - now) / dt.timedelta(seconds=1), MIN_SLEEP_SECONDS, self.max_sleep
+        )
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return max(low, min(high, value))

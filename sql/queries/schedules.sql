@@ -1,0 +1,67 @@
+-- Recurring exports. Loaded by app/db.py; every block starts with "-- name: <query name>".
+-- app/schedules.py computes slots (cron + time zone); these queries only store them.
+
+-- name: insert_schedule
+-- With an idempotency key, a repeat inserts nothing (see get_schedule_by_key).
+INSERT INTO exports.schedules
+    (tenant, owner_id, kind, params, format, notify_email, cron, timezone, enabled,
+     next_run_at, idempotency_key, request_fingerprint)
+VALUES
+    (%(tenant)s, %(owner_id)s, %(kind)s, %(params)s, %(format)s, %(notify_email)s,
+     %(cron)s, %(timezone)s, %(enabled)s, %(next_run_at)s, %(idempotency_key)s,
+     %(request_fingerprint)s)
+ON CONFLICT (tenant, owner_id, idempotency_key) DO NOTHING
+RETURNING *;
+
+-- name: get_schedule_by_key
+SELECT * FROM exports.schedules
+WHERE tenant = %(tenant)s AND owner_id = %(owner_id)s AND idempotency_key = %(idempotency_key)s;
+
+-- name: get_schedule
+SELECT * FROM exports.schedules WHERE tenant = %(tenant)s AND id = %(id)s;
+
+-- name: lock_schedule
+-- A PATCH reads, recomputes and writes under this lock, so a poller firing the schedule
+-- at the same moment either goes first or sees the new timing.
+SELECT * FROM exports.schedules WHERE tenant = %(tenant)s AND id = %(id)s FOR UPDATE;
+
+-- name: list_schedules
+-- Newest first; the cursor is the (created_at, id) of the last row of the previous page.
+SELECT * FROM exports.schedules
+WHERE tenant = %(tenant)s
+  AND (%(owner_id)s::text IS NULL OR owner_id = %(owner_id)s)
+  AND (%(before_created_at)s::timestamptz IS NULL
+       OR (created_at, id) < (%(before_created_at)s::timestamptz, %(before_id)s::uuid))
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s;
+
+-- name: update_schedule
+UPDATE exports.schedules
+SET cron = %(cron)s, timezone = %(timezone)s, params = %(params)s, enabled = %(enabled)s,
+    next_run_at = %(next_run_at)s, updated_at = now()
+WHERE id = %(id)s
+RETURNING *;
+
+-- name: delete_schedule
+-- Its jobs stay: jobs.schedule_id becomes NULL (ON DELETE SET NULL).
+DELETE FROM exports.schedules WHERE tenant = %(tenant)s AND id = %(id)s RETURNING id;
+
+-- name: claim_due_schedules
+-- Due schedules nobody else is firing. The caller queues their jobs and advances
+-- next_run_at in this same transaction, so a slot fires once however many pollers race.
+SELECT * FROM exports.schedules
+WHERE enabled AND next_run_at <= %(now)s
+ORDER BY next_run_at, id
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED;
+
+-- name: advance_schedule
+UPDATE exports.schedules
+SET next_run_at = %(next_run_at)s, last_run_at = %(last_run_at)s, last_job_id = %(last_job_id)s
+WHERE id = %(id)s
+RETURNING id;
+
+-- name: next_due_schedule
+-- The scheduler's plan: the database's clock, and when the next schedule is due.
+SELECT clock_timestamp() AS now,
+       (SELECT min(next_run_at) FROM exports.schedules WHERE enabled) AS next_run_at;
