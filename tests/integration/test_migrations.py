@@ -28,7 +28,22 @@ def empty_database(postgresql_noproc: NoopExecutor) -> Iterator[str]:
         admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-EXPORTS_RELATIONS = ["failing", "jobs", "outbox", "queue", "stuck", "topics"]
+EXPORTS_RELATIONS = [
+    "api_clients",
+    "email_suppressions",
+    "failing",
+    "job_timeline",
+    "jobs",
+    "outbox",
+    "queue",
+    "queue_health",
+    "recent_failures",
+    "schedules",
+    "schedules_local",
+    "stuck",
+    "topics",
+    "workers",
+]
 
 
 def exports_relations(url: str) -> list[str]:
