@@ -1,7 +1,8 @@
 """Prometheus metrics: the queue as the database sees it, HTTP requests, poller work.
 
-Queue gauges are read from the outbox at scrape time, so every API worker reports the
-same truth and no poller has to be scraped for "how far behind are we". Process-local
+Queue gauges are read from the outbox at scrape time (one query over the partial indexes,
+cached QUEUE_CACHE_SECONDS per process), so every API worker and poller reports the same
+truth: aggregate them with max, not sum. Process-local
 counters (requests, messages handled) use prometheus-client's multiprocess mode under
 gunicorn (PROMETHEUS_MULTIPROC_DIR, set by exports-api).
 """
@@ -9,7 +10,11 @@ gunicorn (PROMETHEUS_MULTIPROC_DIR, set by exports-api).
 from __future__ import annotations
 
 import logging
+import math
 import os
+import threading
+import time
+import weakref
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -26,7 +31,12 @@ HTTP_REQUESTS = Counter(
     "exports_http_requests", "API requests answered.", ["method", "endpoint", "status"]
 )
 HTTP_SECONDS = Histogram(
-    "exports_http_request_duration_seconds", "API request latency.", ["method", "endpoint"]
+    "exports_http_request_duration_seconds",
+    "API request latency.",
+    ["method", "endpoint", "status"],
+)
+MESSAGES_CLAIMED = Counter(
+    "exports_messages_claimed", "Outbox messages a poller claimed (leased).", ["topic"]
 )
 MESSAGES = Counter(
     "exports_messages",
@@ -47,35 +57,75 @@ IN_FLIGHT = Gauge(
 )
 LEASES_LOST = Counter("exports_leases_lost", "Leases a poller found taken from it.")
 HANDED_BACK = Counter("exports_handed_back", "Messages handed back at shutdown.")
+MAINTENANCE_RUNS = Counter(
+    "exports_maintenance_runs",
+    "Poller maintenance runs, by outcome (done; skipped: another poller held the lock; failed).",
+    ["outcome"],
+)
+OUTBOX_PRUNED = Counter("exports_outbox_pruned", "Finished outbox rows deleted by maintenance.")
+JOBS_EXPIRED = Counter(
+    "exports_jobs_expired", "Jobs expired by maintenance (file deleted, links answer 410)."
+)
+EXPIRY_FAILURES = Counter(
+    "exports_expiry_failures", "Expired jobs whose file could not be deleted (retried next run)."
+)
+STALE_WORKERS_REMOVED = Counter(
+    "exports_stale_workers_removed", "exports.workers rows removed after their heartbeats stopped."
+)
+
+
+# Scrapes (every API worker, every poller, several Prometheus servers) within this many
+# seconds share one queue_metrics query.
+QUEUE_CACHE_SECONDS = 5.0
 
 
 class QueueCollector(Collector):
-    """Gauges of the outbox, queried when Prometheus scrapes."""
+    """Gauges of the outbox from one cached query (queue_metrics) per pool."""
 
-    def __init__(self, pool: ConnectionPool) -> None:
+    def __init__(self, pool: ConnectionPool, cache_seconds: float = QUEUE_CACHE_SECONDS) -> None:
         self.pool = pool
+        self.cache_seconds = cache_seconds
+        self._lock = threading.Lock()
+        self._rows: list[dict] = []
+        self._read_at = -math.inf
+
+    def rows(self) -> list[dict]:
+        """queue_metrics' rows, at most `cache_seconds` old (raises if the database is away)."""
+        with self._lock:
+            if time.monotonic() - self._read_at >= self.cache_seconds:
+                with self.pool.connection(timeout=2) as conn:
+                    self._rows = fetch_all(conn, "queue_metrics")
+                self._read_at = time.monotonic()
+            return self._rows
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """The metric names, without querying (for registration)."""
+        yield from self._families()
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "exports_outbox_messages", "Unfinished outbox messages.", labels=["topic", "state"]
+            ),
+            GaugeMetricFamily(
+                "exports_outbox_oldest_ready_seconds",
+                "Age of the oldest message ready to run but not claimed (queue lag).",
+                labels=["topic"],
+            ),
+            GaugeMetricFamily(
+                "exports_outbox_dead_messages", "Dead messages (given up).", labels=["topic"]
+            ),
+        )
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Messages by topic and state, the oldest ready message's age, dead messages."""
-        waiting = GaugeMetricFamily(
-            "exports_outbox_messages", "Unfinished outbox messages.", labels=["topic", "state"]
-        )
-        lag = GaugeMetricFamily(
-            "exports_outbox_oldest_ready_seconds",
-            "Age of the oldest message ready to run but not claimed (queue lag).",
-            labels=["topic"],
-        )
-        dead = GaugeMetricFamily(
-            "exports_outbox_dead_messages", "Dead messages (given up).", labels=["topic"]
-        )
+        waiting, lag, dead = self._families()
         try:
-            with self.pool.connection(timeout=2) as conn:
-                for row in fetch_all(conn, "queue_gauges"):
-                    waiting.add_metric([row["topic"], row["state"]], row["messages"])
-                for row in fetch_all(conn, "queue_lag"):
-                    lag.add_metric([row["topic"]], row["seconds"])
-                for row in fetch_all(conn, "dead_messages"):
-                    dead.add_metric([row["topic"]], row["messages"])
+            for row in self.rows():
+                for state in ("ready", "running", "retry_wait"):
+                    waiting.add_metric([row["topic"], state], row[state])
+                lag.add_metric([row["topic"]], row["oldest_ready_seconds"])
+                dead.add_metric([row["topic"]], row["dead"])
         except Exception as exc:  # a scrape must not fail because the database is away
             log.warning("queue metrics unavailable: %s", exc)
             return
@@ -91,5 +141,22 @@ def exposition(pool: ConnectionPool) -> bytes:
     else:
         own = generate_latest(REGISTRY)
     queue = CollectorRegistry()
-    queue.register(QueueCollector(pool))
+    queue.register(queue_collector(pool))
     return own + generate_latest(queue)
+
+
+_collectors: weakref.WeakKeyDictionary[ConnectionPool, QueueCollector] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def queue_collector(pool: ConnectionPool) -> QueueCollector:
+    """The one QueueCollector (and so the one cache) of `pool`."""
+    with _collectors_lock:
+        collector = _collectors.get(pool)
+        if collector is None:
+            collector = _collectors[pool] = QueueCollector(pool)
+        return collector
+
+
+_collectors_lock = threading.Lock()

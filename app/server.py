@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from app import create_app
-from app.logs import configure_logging
+from app.logs import configure_logging, protect_handlers
 from app.monitoring import init_sentry
 from app.settings import Settings
 
@@ -25,8 +26,10 @@ class _Gunicorn(BaseApplication):
 
     def load(self):
         settings = Settings.from_env()
-        configure_logging(settings.log_level)
-        init_sentry(settings)
+        configure_logging(settings.log_level, settings.log_format)
+        # gunicorn's own handlers (error log, access log) get redaction and context too.
+        protect_handlers("gunicorn.error", "gunicorn.access")
+        init_sentry(settings, process="api")
         return create_app(settings)
 
 
@@ -42,6 +45,9 @@ def main() -> None:
     # in this folder and the scraped worker adds them up. Set before metrics are imported.
     if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="exports-metrics-")
+    else:  # a folder given to us: counters of an earlier run must not be added in
+        for stale in Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+            stale.unlink(missing_ok=True)
     _Gunicorn(
         {
             "bind": os.environ.get("EXPORTS_BIND", "0.0.0.0:8000"),

@@ -574,7 +574,7 @@ def _measure_windows(evidence: Evidence, findings: Findings) -> None:
             if entry.get("message") == "email sent":
                 ref = entry.get("email_message_id")
             if ref:
-                logged[str(ref)] = dt.datetime.fromisoformat(entry["time"]).timestamp()
+                logged[str(ref)] = dt.datetime.fromisoformat(entry["timestamp"]).timestamp()
     uploads, emails = [], []
     for exchange in evidence.exchanges:
         if not exchange.reached_upstream:

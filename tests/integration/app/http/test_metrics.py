@@ -1,4 +1,7 @@
-"""GET /metrics: the queue as the database sees it, request counts, poller outcomes."""
+"""GET /metrics: the queue as the database sees it, request counts, poller outcomes.
+
+Scraped over HTTP and parsed with prometheus_client's own parser, as Prometheus would.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +9,30 @@ from collections.abc import Callable
 
 import psycopg
 from flask.testing import FlaskClient
-from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
 from app.demo import seed_demo_orders
 from poller.worker import Poller
 from tests.support.exports import all_settled, submit
 from tests.support.waiting import wait_until
 
+Samples = dict[tuple[str, frozenset], float]
 
-def sample(name: str, **labels: str) -> float:
-    """A metric's current value in this process (0 if never set)."""
-    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+def scrape(client: FlaskClient) -> Samples:
+    """GET /metrics, parsed: {(sample name, labels): value}."""
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    samples: Samples = {}
+    for family in text_string_to_metric_families(response.get_data(as_text=True)):
+        for s in family.samples:
+            samples[(s.name, frozenset(s.labels.items()))] = s.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    """One sample's value (0 when absent, as for a counter never incremented)."""
+    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 def test_queue_gauges_show_waiting_work(client: FlaskClient, db: psycopg.Connection) -> None:
@@ -24,40 +40,71 @@ def test_queue_gauges_show_waiting_work(client: FlaskClient, db: psycopg.Connect
     submit(client)
     db.execute("UPDATE exports.outbox SET visible_at = now() - interval '90 seconds'")
 
-    text = client.get("/metrics").get_data(as_text=True)
+    samples = scrape(client)
 
-    assert 'exports_outbox_messages{state="ready",topic="export.run"} 2.0' in text
-    lag = next(line for line in text.splitlines() if line.startswith("exports_outbox_oldest"))
-    assert float(lag.split()[-1]) >= 90
-
-
-def test_requests_are_counted_by_route(client: FlaskClient) -> None:
-    before = sample(
-        "exports_http_requests_total", method="GET", endpoint="/v1/exports/<uuid:job_id>",
-        status="404",
+    assert value(samples, "exports_outbox_messages", topic="export.run", state="ready") == 2
+    assert value(samples, "exports_outbox_messages", topic="export.run", state="running") == 0
+    assert value(samples, "exports_outbox_oldest_ready_seconds", topic="export.run") >= 90
+    # Idle topics report 0 instead of vanishing (alerts and dashboards see a series).
+    assert ("exports_outbox_oldest_ready_seconds", frozenset({("topic", "export.notify")})) in (
+        samples
     )
+
+
+def test_queue_gauges_come_from_a_short_cache(client: FlaskClient) -> None:
+    first = scrape(client)
+    submit(client)  # within the cache's few seconds: not seen yet
+
+    second = scrape(client)
+
+    ready = {"topic": "export.run", "state": "ready"}
+    assert value(second, "exports_outbox_messages", **ready) == value(
+        first, "exports_outbox_messages", **ready
+    )
+
+
+def test_requests_are_counted_and_timed_by_route_and_status(client: FlaskClient) -> None:
+    route = {"method": "GET", "endpoint": "/v1/exports/<uuid:job_id>", "status": "404"}
+    before = scrape(client)
+
     client.get("/v1/exports/6f1c3c2e-8d0a-4b8e-9d61-3f1d2f0a9b77")
 
-    after = sample(
-        "exports_http_requests_total", method="GET", endpoint="/v1/exports/<uuid:job_id>",
-        status="404",
+    after = scrape(client)
+    assert value(after, "exports_http_requests_total", **route) == (
+        value(before, "exports_http_requests_total", **route) + 1
     )
-    assert after == before + 1
+    assert value(after, "exports_http_request_duration_seconds_count", **route) == (
+        value(before, "exports_http_request_duration_seconds_count", **route) + 1
+    )
 
 
-def test_poller_counts_outcomes_and_exported_rows(
+def test_poller_counts_claims_outcomes_durations_and_exported_rows(
     client: FlaskClient, db: psycopg.Connection, start_poller: Callable[..., Poller]
 ) -> None:
     seed_demo_orders(db, 30)
-    done_before = sample("exports_messages_total", topic="export.run", outcome="done")
-    dead_before = sample("exports_messages_total", topic="export.run", outcome="dead")
-    rows_before = sample("exports_exported_rows_total")
+    run = {"topic": "export.run"}
+    before = scrape(client)
     submit(client)
     submit(client, kind="broken_orders")
     start_poller()
 
     wait_until(lambda: all_settled(db), what="both exports")
 
-    assert sample("exports_messages_total", topic="export.run", outcome="done") == done_before + 1
-    assert sample("exports_messages_total", topic="export.run", outcome="dead") == dead_before + 1
-    assert sample("exports_exported_rows_total") == rows_before + 10
+    after = scrape(client)
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert moved("exports_messages_claimed_total", **run) == 2
+    assert moved("exports_messages_total", outcome="done", **run) == 1
+    assert moved("exports_messages_total", outcome="dead", **run) == 1
+    assert moved("exports_message_duration_seconds_count", **run) == 2
+    assert moved("exports_exported_rows_total") == 10
+    assert moved("exports_exported_bytes_total") > 0
+    assert value(after, "exports_poller_in_flight") == 0
+    # The queue gauges catch up once their cache (a few seconds) runs out.
+    wait_until(
+        lambda: value(scrape(client), "exports_outbox_dead_messages", **run) == 1,
+        what="the dead message in the queue gauges",
+        interval=0.5,
+    )
