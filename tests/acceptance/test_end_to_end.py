@@ -22,7 +22,7 @@ import pytest
 import requests
 from flask import Flask
 
-from app import create_app
+from app import clients, create_app
 from app.catalog import load_catalog
 from app.demo import seed_demo_orders
 from app.settings import Settings
@@ -65,6 +65,8 @@ def test_export_reaches_the_owner_through_s3_and_ses(
 ) -> None:
     seed_demo_orders(db, OWNER_ROWS * 2, owners=2)
     client = aws_app.test_client()
+    _, key = clients.create_client(db, "acceptance", "default")
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
     response = client.post(
         "/v1/exports",
         json={

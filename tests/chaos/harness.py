@@ -40,6 +40,7 @@ import psycopg
 import requests
 from psycopg.rows import dict_row
 
+from app import clients
 from app.catalog import Catalog, load_catalog
 from app.demo import create_demo_table
 from app.schema import upgrade
@@ -275,6 +276,8 @@ class ChaosRun:
             conn.execute(TEST_SCHEMA.read_text())
             seed_owners(conn)
             conn.execute("ANALYZE exports_demo.orders")
+            _, api_key = clients.create_client(conn, "chaos", "default")
+        self.api_headers = {"Authorization": f"Bearer {api_key}"}
         catalog_dir = self.workdir / "catalog"
         catalog_dir.mkdir(exist_ok=True)
         for source in [*(PROJECT_ROOT / "sql" / "exports").glob("*.sql"), *TEST_KINDS.glob("*")]:
@@ -323,6 +326,8 @@ class ChaosRun:
             poll_interval=0.2,
             retry_base_seconds=config.retry_base_seconds,
             retry_cap_seconds=config.retry_cap_seconds,
+            # The workload queues many exports per owner at once; no quota gets in the way.
+            max_active_per_owner=0,
         )
         common = {
             **aws_env,
@@ -466,6 +471,7 @@ class ChaosRun:
 
     def _submit_all(self, start: float, span: float) -> None:
         session = requests.Session()
+        session.headers.update(self.api_headers)
         count = len(self.submissions)
         for submission in self.submissions:
             due = start + submission.spec.index * span / max(1, count)
@@ -533,6 +539,7 @@ class ChaosRun:
 
     def _cancel(self, submission: Submission) -> None:
         session = requests.Session()
+        session.headers.update(self.api_headers)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -555,6 +562,7 @@ class ChaosRun:
     def _check_replays(self) -> None:
         """Re-POST a few requests: the same job comes back, marked as a replay, nothing new."""
         session = requests.Session()
+        session.headers.update(self.api_headers)
         done = [s for s in self.submissions if s.job_id is not None]
         for submission in self.rng.sample(done, min(5, len(done))):
             spec = submission.spec

@@ -46,8 +46,12 @@ def test_requests_get_503_with_retry_after(
     app_without_database: Flask, method: str, path: str
 ) -> None:
     body = {"owner_id": "user-1", "kind": "demo_orders"} if method == "POST" else None
+    # A well-formed key: checking it needs the database, so the answer is a 503, not a 401.
+    key = "exp_0123456789ab_" + "A" * 43
 
-    response = app_without_database.test_client().open(path, method=method, json=body)
+    response = app_without_database.test_client().open(
+        path, method=method, json=body, headers={"Authorization": f"Bearer {key}"}
+    )
 
     assert response.status_code == 503
     assert response.mimetype == "application/problem+json"

@@ -104,3 +104,58 @@ def test_browsers_get_a_readable_page(client: FlaskClient, finished: dict[str, A
     assert response.status_code == 404
     assert response.mimetype == "text/html"
     assert b"<h1>Link not valid</h1>" in response.data
+
+
+# --- links stop working with their job (security issue) -----------------------------------
+
+
+def test_a_link_that_worked_is_gone_once_its_job_expired(
+    client: FlaskClient, db: psycopg.Connection, finished: dict[str, Any]
+) -> None:
+    link = path_of(finished["download_url"])
+    assert client.get(link).status_code == 200
+
+    db.execute(
+        "UPDATE exports.jobs SET state = 'expired', expires_at = now() WHERE id = %s",
+        (finished["id"],),
+    )
+
+    for _ in range(2):  # replaying the link after expiry never works again
+        response = client.get(link)
+        assert response.status_code == 410
+        assert response.get_json()["type"].endswith("/link-expired")
+
+
+def test_a_link_to_a_deleted_job_is_gone(
+    client: FlaskClient, db: psycopg.Connection, finished: dict[str, Any]
+) -> None:
+    db.execute("DELETE FROM exports.jobs WHERE id = %s", (finished["id"],))
+
+    assert client.get(path_of(finished["download_url"])).status_code == 410
+
+
+def test_a_genuine_link_to_a_cancelled_job_is_gone(app: Flask, client: FlaskClient) -> None:
+    job = submit(client)
+    client.post(f"/v1/exports/{job['id']}/cancel")
+    link = app.extensions["exports"].links.link_for(job["id"])
+
+    assert client.get(path_of(link)).status_code == 410
+
+
+def test_a_link_names_exactly_one_job(
+    app: Flask, client: FlaskClient, finished: dict[str, Any]
+) -> None:
+    # Swapping the signed job id for another one breaks the signature.
+    token = path_of(finished["download_url"]).removeprefix("/d/")
+    payload, rest = token.split(".", 1)
+    other = URLSafeTimedSerializer("x", salt=TOKEN_SALT).dumps(submit(client)["id"])
+
+    assert client.get(f"/d/{other.split('.', 1)[0]}.{rest}").status_code == 404
+    assert client.get(f"/d/{payload}.{rest}").status_code == 200
+
+
+def test_links_need_no_api_key(app: Flask, finished: dict[str, Any]) -> None:
+    anonymous = app.test_client()
+    anonymous.environ_base.pop("HTTP_AUTHORIZATION", None)
+
+    assert anonymous.get(path_of(finished["download_url"])).status_code == 200

@@ -1,0 +1,105 @@
+"""API clients (tenants) and their bearer keys: create (shown once), authenticate, revoke.
+
+A key looks like `exp_<prefix>_<secret>`: the prefix (public, unique) finds the row and
+names the key in logs and in `exports-admin list-keys`; the secret is 32 random bytes.
+Only the sha256 of the whole key is stored (see migrations/versions/0006 for why sha256).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+import uuid
+from dataclasses import dataclass, fields
+from typing import Any
+
+from psycopg import Connection
+
+from app.db import fetch_all, fetch_one
+
+KEY_SCHEME = "exp"
+# Names and tenants end up in logs, job rows and URLs of the admin's mind: keep them plain.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+_KEY_PATTERN = re.compile(r"^exp_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+# Compared against when no row matches, so a wrong prefix costs the same as a wrong secret.
+_NO_HASH = hashlib.sha256(b"no such key").hexdigest()
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    """One row of exports.api_clients (never the key itself)."""
+
+    id: uuid.UUID
+    name: str
+    tenant: str
+    key_prefix: str
+    created_at: dt.datetime
+    revoked_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ApiClient:
+        """Build from a dict row (key_hash stays in the database)."""
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+class ClientNameTaken(Exception):
+    """An API client with that name exists already."""
+
+
+class ClientNotFound(Exception):
+    """No API client has that key prefix."""
+
+
+def hash_key(key: str) -> str:
+    """Hex sha256 of a key: enough for 256-bit random secrets (no salt or stretching needed)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_client(conn: Connection, name: str, tenant: str | None = None) -> tuple[ApiClient, str]:
+    """A new client and its key; the key is returned here once and cannot be recovered."""
+    tenant = tenant or name
+    for label, value in (("name", name), ("tenant", tenant)):
+        if not NAME_PATTERN.match(value):
+            raise ValueError(f"{label} must be 1-100 of A-Z a-z 0-9 . _ - (got {value!r})")
+    prefix = secrets.token_hex(6)
+    key = f"{KEY_SCHEME}_{prefix}_{secrets.token_urlsafe(32)}"
+    row = fetch_one(
+        conn,
+        "insert_api_client",
+        name=name,
+        tenant=tenant,
+        key_prefix=prefix,
+        key_hash=hash_key(key),
+    )
+    if row is None:
+        raise ClientNameTaken(name)
+    return ApiClient.from_row(row), key
+
+
+def authenticate(conn: Connection, key: str) -> ApiClient | None:
+    """The client a presented key belongs to; None if it is malformed, unknown or revoked."""
+    match = _KEY_PATTERN.match(key)
+    row = fetch_one(conn, "get_api_client_by_prefix", key_prefix=match[1]) if match else None
+    # Constant-time compare, done even without a row so timing tells nothing about prefixes.
+    genuine = hmac.compare_digest(hash_key(key), row["key_hash"] if row else _NO_HASH)
+    if row is None or not genuine or row["revoked_at"] is not None:
+        return None
+    fetch_one(conn, "touch_api_client", id=row["id"])
+    return ApiClient.from_row(row)
+
+
+def revoke(conn: Connection, key_prefix: str) -> ApiClient:
+    """Revoke a key from now on (idempotent); ClientNotFound for an unknown prefix."""
+    row = fetch_one(conn, "revoke_api_client", key_prefix=key_prefix)
+    if row is None:
+        raise ClientNotFound(key_prefix)
+    return ApiClient.from_row(row)
+
+
+def list_clients(conn: Connection) -> list[ApiClient]:
+    """Every client, oldest first, revoked ones included."""
+    return [ApiClient.from_row(r) for r in fetch_all(conn, "list_api_clients")]

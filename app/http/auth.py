@@ -1,0 +1,54 @@
+"""Bearer API keys for /v1: every /v1 request names its client, which sets the tenant.
+
+Fail closed: a hook on the whole app guards every path under /v1/, so a route added later
+(schedules, ...) is protected without remembering to opt in. Public under /v1: the API's
+description (the openapi blueprint: the document and its docs page) and SES events posted
+by SNS (ses_events, which cannot send a key and checks the SNS message signature instead).
+/d/<token> links, /healthz, /readyz and /metrics are outside /v1 and need no key.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, g, request
+
+from app import clients
+from app.http.problems import Problem
+from app.services import current_services
+
+PROTECTED_PREFIX = "/v1/"
+PUBLIC_BLUEPRINTS = frozenset({"openapi", "ses_events"})
+REALM = 'Bearer realm="exports"'
+
+
+def protect(app: Flask) -> None:
+    """Require a valid API key on /v1 requests; the key's tenant goes into flask.g.tenant."""
+    app.before_request(require_api_key)
+
+
+def require_api_key() -> None:
+    """401 problem+json (with WWW-Authenticate) unless the request carries a live key."""
+    if not request.path.startswith(PROTECTED_PREFIX) or request.blueprint in PUBLIC_BLUEPRINTS:
+        return
+    if request.routing_exception is not None:
+        # No route ran: let the 404/405 through. It reveals no more than the public
+        # OpenAPI document, and a wrong method on a public path stays a 405.
+        return
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise _unauthorized("Send an API key as 'Authorization: Bearer <key>'.", challenge=REALM)
+    with current_services().pool.connection() as conn:
+        client = clients.authenticate(conn, key)
+    if client is None:
+        raise _unauthorized(
+            "The API key is not valid: unknown, revoked or mistyped.",
+            challenge=f'{REALM}, error="invalid_token"',
+        )
+    g.tenant = client.tenant
+    g.api_client = client.name
+
+
+def _unauthorized(detail: str, *, challenge: str) -> Problem:
+    return Problem(
+        401, "unauthorized", "Unauthorized", detail, headers={"WWW-Authenticate": challenge}
+    )
