@@ -1,22 +1,22 @@
-"""The OpenAPI 3.1 document of the HTTP API, built from the catalog, served at /v1/openapi.json.
+"""The OpenAPI 3.1 document of the HTTP API: /v1/openapi.json, and as a page at /v1/docs.
 
-Everything here mirrors what the code really does (parsing.py validates, render.py shapes,
-problems.py answers errors): change them together. Notable details that JSON Schema cannot
-say exactly are in the descriptions.
+Generated, not kept by hand beside the code: every request and response schema is one of
+schemas.py's objects, the very ones parsing.py validates requests with. This module puts
+paths, responses, parameters and headers around them; those mirror exports.py,
+downloads.py, health.py, problems.py and auth.py (test_openapi.py and test_fuzz.py hold
+the document to the running app).
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from app.catalog import FORMATS, PARAM_TYPES, Catalog, ExportKind, Param
-from app.http import parsing
+from app.catalog import FORMATS, Catalog
+from app.http import docs, openapi_schedules, schemas
 from app.http.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 from app.http.problems import PROBLEM_BASE
-from app.jobs import STATES
 from app.services import current_services
 
 bp = Blueprint("openapi", __name__)
@@ -24,27 +24,15 @@ bp = Blueprint("openapi", __name__)
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"
 JSON = "application/json"
-_SCHEMAS = "#/components/schemas/"
 _RESPONSES = "#/components/responses/"
 _PARAMETERS = "#/components/parameters/"
 _HEADERS = "#/components/headers/"
-
-# Python's str.isspace() characters (what `owner_id.strip()` removes): an owner_id needs one
-# character outside this class. Not regex \s: that differs (U+FEFF; U+001C-U+001F, U+0085).
-_PY_WHITESPACE = r"\t-\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-# PostgreSQL cannot store NUL in text: stored strings refuse it (a 422).
-_NO_NUL = r"^[^\x00]*$"
-# str.isprintable() over what an HTTP header can carry (ISO-8859-1).
-_PRINTABLE_HEADER = r"^[\x20-\x7e\xa1-\xac\xae-\xff]+$"
-# werkzeug's UUIDConverter: anything else does not match the route (404).
-_UUID_PATTERN = r"^[A-Fa-f0-9]{8}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{12}$"
-# What date.fromisoformat / datetime.fromisoformat take of RFC 3339 (no year 0, no leap second).
-_DATE_PATTERN = r"^(?!0000)[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-_DATETIME_PATTERN = (
-    r"^(?!0000)[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
-    r"(\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
-)
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# auth.py guards every path under /v1/ except this blueprint's (the document and its page).
+SECURED_PREFIX = "/v1/"
+# ses_events checks the SNS signature instead (SNS cannot send a key).
+PUBLIC_PATHS = frozenset({"/v1/openapi.json", "/v1/docs", "/v1/ses-events"})
+BEARER = "bearerAuth"
+_ref = schemas.ref
 
 
 @bp.get("/v1/openapi.json")
@@ -53,9 +41,16 @@ def openapi_json() -> Response:
     return jsonify(openapi_document(current_services().catalog))
 
 
+@bp.get("/v1/docs")
+def docs_page() -> Response:
+    """This API's reference as one self-contained HTML page, rendered from the document."""
+    page = docs.render(openapi_document(current_services().catalog))
+    return Response(page, mimetype="text/html")
+
+
 def openapi_document(catalog: Catalog) -> dict[str, Any]:
     """The OpenAPI 3.1 document for every route, with the catalog's kinds and their params."""
-    return {
+    document: dict[str, Any] = {
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": "Exports API",
@@ -63,24 +58,65 @@ def openapi_document(catalog: Catalog) -> dict[str, Any]:
             "description": (
                 "Queue data exports and follow them to a download link. JSON in and out; "
                 f"every error is an RFC 9457 problem document ({PROBLEM_MEDIA_TYPE}) whose "
-                f"`type` is {PROBLEM_BASE}<slug>. A method a path does not support gets 405 "
-                "`method-not-allowed` with an `Allow` header; an unknown path gets 404 "
-                "`not-found`; an unexpected failure gets 500 `internal` (never internals)."
+                f"`type` is {PROBLEM_BASE}<slug>. Every /v1 operation but this document and "
+                "its page needs `Authorization: Bearer <API key>` (else 401 `unauthorized`). "
+                "A method a path does not support gets 405 `method-not-allowed` with an "
+                "`Allow` header; an unknown path gets 404 `not-found`; an unexpected failure "
+                "gets 500 `internal` (never internals). Request bodies and query arguments "
+                "are validated against the schemas below (JSON Schema 2020-12), then by the "
+                "few checks a schema cannot express, which each description states."
             ),
         },
         "tags": [
             {"name": "exports", "description": "Export jobs and the export catalog."},
+            {"name": "schedules", "description": "Recurring exports."},
             {"name": "downloads", "description": "The emailed download links."},
-            {"name": "operations", "description": "Health, readiness and metrics."},
+            {"name": "email-events", "description": "SES delivery events, posted by SNS."},
+            {"name": "operations", "description": "Health, readiness, metrics, this document."},
         ],
+        "security": [{BEARER: []}],
         "paths": _paths(),
         "components": {
-            "schemas": _schemas(catalog),
+            "schemas": schemas.component_schemas(catalog),
             "responses": _responses(),
             "parameters": _parameters(),
             "headers": _headers(),
+            "securitySchemes": {
+                BEARER: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key (exports-admin create-key); it names the "
+                    "tenant whose exports the request sees.",
+                }
+            },
         },
     }
+    # Other modules' paths and schemas merge in here, before the security pass below.
+    _merge(document, openapi_schedules.paths(), openapi_schedules.schemas())
+    _apply_security(document["paths"])
+    return document
+
+
+def _merge(document: dict[str, Any], paths: dict[str, Any], named: dict[str, Any]) -> None:
+    """Add another module's paths and component schemas (names must not collide)."""
+    assert not set(paths) & set(document["paths"]), "a path is documented twice"
+    assert not set(named) & set(document["components"]["schemas"]), "a schema name is taken"
+    document["paths"].update(paths)
+    document["components"]["schemas"].update(named)
+
+
+def _apply_security(paths: dict[str, Any]) -> None:
+    """Secured operations may answer 401 (and 503: the key is looked up in the database);
+    the open ones say `security: []`."""
+    for path, item in paths.items():
+        for operation in item.values():
+            if path.startswith(SECURED_PREFIX) and path not in PUBLIC_PATHS:
+                responses = operation["responses"]
+                responses.setdefault("401", _problem_ref("Unauthorized"))
+                responses.setdefault("503", _problem_ref("DatabaseUnavailable"))
+                operation["responses"] = dict(sorted(responses.items()))
+            else:
+                operation["security"] = []
 
 
 # --- paths ---------------------------------------------------------------------------------
@@ -134,6 +170,7 @@ def _paths() -> dict[str, Any]:
                     "413": _problem_ref("PayloadTooLarge"),
                     "415": _problem_ref("UnsupportedMediaType"),
                     "422": _problem_ref("ValidationFailed"),
+                    "429": _problem_ref("TooManyExports"),
                     "500": _problem_ref("InternalError"),
                     "503": _problem_ref("DatabaseUnavailable"),
                 },
@@ -145,40 +182,9 @@ def _paths() -> dict[str, Any]:
                 "description": (
                     "Keyset pagination: pass `next_cursor` of a page as `cursor` for the next "
                     "one. Empty `owner_id`, `state` or `cursor` are the same as absent. Any "
-                    "other query parameter is a 422."
+                    "other query parameter is a 422 (schema: ListExportsQuery)."
                 ),
-                "parameters": [
-                    {
-                        "name": "owner_id",
-                        "in": "query",
-                        "description": "Only this owner's exports.",
-                        "schema": {"type": "string", "pattern": _NO_NUL},
-                    },
-                    {
-                        "name": "state",
-                        "in": "query",
-                        "description": "Only exports in this state (empty: any state).",
-                        "schema": {"type": "string", "enum": [*STATES, ""]},
-                    },
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "description": "Page size.",
-                        "schema": {
-                            "type": "integer",
-                            "minimum": 1,
-                            "maximum": parsing.MAX_PAGE,
-                            "default": parsing.DEFAULT_PAGE,
-                        },
-                    },
-                    {
-                        "name": "cursor",
-                        "in": "query",
-                        "description": "Opaque: the `next_cursor` of the previous page. "
-                        "Anything else is a 422.",
-                        "schema": {"type": "string"},
-                    },
-                ],
+                "parameters": _query_parameters(schemas.LIST_EXPORTS_QUERY),
                 "responses": {
                     "200": {
                         "description": "One page of exports.",
@@ -254,6 +260,22 @@ def _paths() -> dict[str, Any]:
                 },
             },
         },
+        "/v1/docs": {
+            "get": {
+                "operationId": "getDocs",
+                "tags": ["operations"],
+                "summary": "This document as a human-readable HTML page",
+                "responses": {
+                    "200": {
+                        "description": "One self-contained page: operations, parameters, "
+                        "responses, schemas and problem types.",
+                        "content": {"text/html": {"schema": {"type": "string"}}},
+                    },
+                    "500": _problem_ref("InternalError"),
+                },
+            },
+        },
+        "/v1/ses-events": {"post": _ses_events_operation()},
         "/d/{token}": {"get": _download_operation()},
         "/healthz": {
             "get": {
@@ -304,6 +326,58 @@ def _paths() -> dict[str, Any]:
                     },
                     "500": _problem_ref("InternalError"),
                 },
+            },
+        },
+    }
+
+
+def _ses_events_operation() -> dict[str, Any]:
+    signed = ["Type", "MessageId", "TopicArn", "Message", "Timestamp", "SignatureVersion"]
+    message = {
+        "type": "object",
+        "description": "An Amazon SNS message (Notification, SubscriptionConfirmation or "
+        "UnsubscribeConfirmation) whose Message is an SES event. Trusted only when signed by "
+        "SNS for an allowed TopicArn, with a fresh Timestamp (checked in that order).",
+        "required": [*signed, "Signature", "SigningCertURL"],
+        "properties": {name: {"type": "string"} for name in [*signed, "Signature"]}
+        | {"SigningCertURL": {"type": "string", "format": "uri"}},
+    }
+    status = {
+        "type": "object",
+        "required": ["status"],
+        "properties": {"status": {"type": "string"}},
+    }
+    return {
+        "operationId": "receiveSesEvent",
+        "tags": ["email-events"],
+        "summary": "SES delivery, bounce and complaint events, delivered by Amazon SNS",
+        "description": "No API key: SNS signs its messages instead. Any content type (SNS "
+        "sends text/plain). A repeated or unknown message is a 200 that changes nothing.",
+        "requestBody": {
+            "required": True,
+            "content": {"text/plain": {"schema": message}, JSON: {"schema": message}},
+        },
+        "responses": {
+            "200": {
+                "description": "Recorded, confirmed or ignored.",
+                "content": {JSON: {"schema": status}},
+            },
+            "400": {
+                "description": "`sns-malformed`: not an SNS message, or an SES event we "
+                "cannot read.",
+                "content": _problem_content(_ref("Problem")),
+            },
+            "403": {
+                "description": "`sns-unverified`: not signed by SNS, another topic, or stale.",
+                "content": _problem_content(_ref("Problem")),
+            },
+            "413": _problem_ref("PayloadTooLarge"),
+            "500": _problem_ref("InternalError"),
+            "503": {
+                "description": "`sns-unavailable` (the SNS certificate could not be fetched; "
+                "SNS retries) or `database-unavailable`.",
+                "headers": {"Retry-After": {"$ref": _HEADERS + "RetryAfter"}},
+                "content": _problem_content(_ref("Problem")),
             },
         },
     }
@@ -380,333 +454,6 @@ def _download_operation() -> dict[str, Any]:
 # --- components ----------------------------------------------------------------------------
 
 
-def _schemas(catalog: Catalog) -> dict[str, Any]:
-    schemas: dict[str, Any] = {
-        "ExportRequest": _export_request(catalog),
-        "OwnerId": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": parsing.MAX_OWNER_ID,
-            "pattern": f"^[^\\x00]*[^{_PY_WHITESPACE}\\x00][^\\x00]*$",
-            "description": "Whose export this is: not blank, at most "
-            f"{parsing.MAX_OWNER_ID} characters, no NUL.",
-        },
-        "Notify": {
-            "type": ["object", "null"],
-            "description": "Where to send the download link; absent or null: no email.",
-            "required": ["email"],
-            "additionalProperties": False,
-            "properties": {
-                "email": {
-                    "type": "string",
-                    "format": "email",
-                    "description": "Checked with email-validator (syntax only, no DNS): the "
-                    "domain needs a dot and must not be a special-use name such as .test "
-                    "or localhost; stored normalised.",
-                }
-            },
-        },
-        "Job": _job(),
-        "JobList": {
-            "type": "object",
-            "required": ["items", "next_cursor"],
-            "additionalProperties": False,
-            "properties": {
-                "items": {"type": "array", "items": _ref("Job")},
-                "next_cursor": {
-                    "type": ["string", "null"],
-                    "description": "Pass as `cursor` for the next page; null on the last page.",
-                },
-            },
-        },
-        "Kinds": _kinds(),
-        "Problem": _problem(),
-        "ValidationProblem": {
-            "description": "422 `validation`: every bad field, each with a JSON Pointer into "
-            "the request body (or the name of the query parameter).",
-            "allOf": [
-                _ref("Problem"),
-                {
-                    "type": "object",
-                    "required": ["errors"],
-                    "properties": {
-                        "type": {"const": PROBLEM_BASE + "validation"},
-                        "status": {"const": 422},
-                        "errors": {"minItems": 1},
-                    },
-                },
-            ],
-        },
-        "Health": {
-            "type": "object",
-            "required": ["status"],
-            "additionalProperties": False,
-            "properties": {"status": {"const": "ok"}},
-        },
-        "Ready": {
-            "type": "object",
-            "required": ["status", "schema"],
-            "additionalProperties": False,
-            "properties": {
-                "status": {"const": "ready"},
-                "schema": {"type": "string", "description": "The database's migration."},
-            },
-        },
-    }
-    for kind in catalog:
-        schemas[_kind_schema_name(kind)] = _export_request_for(kind)
-    return schemas
-
-
-def _export_request(catalog: Catalog) -> dict[str, Any]:
-    kinds = list(catalog)
-    return {
-        "type": "object",
-        "description": (
-            "A request for an export: one complete schema per kind (`kind` tells them apart). "
-            "Unknown fields are a 422. `params` are checked against the kind's declared "
-            "parameters (GET /v1/export-kinds): unknown ones are a 422, null or absent ones "
-            "take the declared default, and the stored job holds every declared parameter "
-            "(null when it has no value)."
-        ),
-        "required": ["owner_id", "kind"],
-        "properties": {
-            "kind": {
-                "type": "string",
-                "enum": [kind.name for kind in kinds],
-                "description": "The export kind.",
-            },
-        },
-        "oneOf": [_ref(_kind_schema_name(kind)) for kind in kinds],
-        "discriminator": {
-            "propertyName": "kind",
-            "mapping": {kind.name: _SCHEMAS + _kind_schema_name(kind) for kind in kinds},
-        },
-    }
-
-
-def _kind_schema_name(kind: ExportKind) -> str:
-    return f"ExportRequest.{kind.name}"
-
-
-def _export_request_for(kind: ExportKind) -> dict[str, Any]:
-    """ExportRequest for one kind: its params, its formats."""
-    must_give = [p.name for p in kind.params if p.required and p.default is None]
-    params: dict[str, Any] = {
-        "type": "object" if must_give else ["object", "null"],
-        "description": "The kind's parameters"
-        + ("." if must_give else "; absent or null is the same as {}."),
-        "additionalProperties": False,
-        "properties": {p.name: _param(p) for p in kind.params},
-    }
-    if must_give:
-        params["required"] = must_give
-    required = ["owner_id", "kind"]
-    if must_give:
-        required.append("params")
-    fmt: dict[str, Any] = {
-        "type": "string",
-        "enum": list(kind.formats),
-        "description": "The file format.",
-    }
-    if parsing.DEFAULT_FORMAT in kind.formats:
-        fmt["default"] = parsing.DEFAULT_FORMAT
-    else:
-        required.append("format")  # the default format would be refused
-    return {
-        "type": "object",
-        "title": kind.name,
-        "description": kind.description,
-        "required": required,
-        "additionalProperties": False,
-        "properties": {
-            "owner_id": _ref("OwnerId"),
-            "kind": {"const": kind.name},
-            "params": params,
-            "format": fmt,
-            "notify": _ref("Notify"),
-        },
-    }
-
-
-def _param(param: Param) -> dict[str, Any]:
-    schema: dict[str, Any] = dict(_PARAM_SCHEMAS[param.type])
-    notes = [param.description, _PARAM_NOTES[param.type]]
-    if param.required and param.default is None:
-        notes.append("Required.")
-    else:  # null and absent both mean "not given"
-        schema["type"] = [schema["type"], "null"]
-        if param.default is None:
-            notes.append("Optional: null or absent means no value.")
-        else:
-            schema["default"] = param.default
-            notes.append("Null or absent means the default.")
-    schema["description"] = " ".join(note for note in notes if note)
-    return schema
-
-
-_PARAM_SCHEMAS: dict[str, dict[str, Any]] = {
-    "string": {"type": "string", "maxLength": 1000, "pattern": _NO_NUL},
-    "integer": {"type": "integer", "minimum": _INT64_MIN, "maximum": _INT64_MAX},
-    "number": {"type": "number"},
-    "boolean": {"type": "boolean"},
-    "date": {"type": "string", "format": "date", "pattern": _DATE_PATTERN},
-    "datetime": {"type": "string", "format": "date-time", "pattern": _DATETIME_PATTERN},
-}
-_PARAM_NOTES = {
-    "string": "A string of at most 1000 characters, without NUL.",
-    "integer": "A whole JSON number, 64-bit, written without a fraction or exponent "
-    "(1.0 and 1e3 are refused).",
-    "number": "A JSON number.",
-    "boolean": "true or false.",
-    "date": "A date like 2024-01-31.",
-    "datetime": "A timestamp with a time zone, like 2024-01-31T12:00:00Z.",
-}
-
-
-def _job() -> dict[str, Any]:
-    timestamp = {"type": "string", "format": "date-time"}
-    optional_timestamp = {"type": ["string", "null"], "format": "date-time"}
-    count = {"type": "integer", "minimum": 0}
-    properties: dict[str, Any] = {
-        "id": {"type": "string", "format": "uuid"},
-        "owner_id": {"type": "string"},
-        "kind": {"type": "string"},
-        "params": {
-            "type": "object",
-            "description": "Every declared parameter of the kind, defaults filled in.",
-        },
-        "format": {"type": "string", "enum": list(FORMATS)},
-        "state": {
-            "type": "string",
-            "enum": list(STATES),
-            "description": "queued → running → succeeded | failed; queued | running → "
-            "cancelled; a transient failure puts a running job back to queued (with "
-            "last_error) until its retry.",
-        },
-        "attempts": count,
-        "progress": {
-            "type": "object",
-            "required": ["rows", "bytes"],
-            "additionalProperties": False,
-            "properties": {"rows": count, "bytes": count},
-        },
-        "result": {
-            "type": ["object", "null"],
-            "required": ["key", "rows", "bytes", "sha256", "content_type", "expires_at"],
-            "additionalProperties": False,
-            "properties": {
-                "key": {"type": "string"},
-                "rows": count,
-                "bytes": count,
-                "sha256": {"type": "string", "description": "Of the stored object."},
-                "content_type": {"type": "string", "enum": sorted(set(FORMATS.values()))},
-                "expires_at": timestamp,
-            },
-        },
-        "download_url": {"type": ["string", "null"], "format": "uri"},
-        "last_error": {"type": ["string", "null"]},
-        "schedule_id": {"type": ["string", "null"], "format": "uuid"},
-        "created_at": timestamp,
-        "started_at": optional_timestamp,
-        "finished_at": optional_timestamp,
-    }
-    return {
-        "type": "object",
-        "description": "An export job. `result` is set once the export succeeded, "
-        "`download_url` exactly when its state is succeeded.",
-        "required": list(properties),
-        "additionalProperties": False,
-        "properties": properties,
-    }
-
-
-def _kinds() -> dict[str, Any]:
-    param = {
-        "type": "object",
-        "required": ["name", "type", "required", "default", "description"],
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string"},
-            "type": {"type": "string", "enum": list(PARAM_TYPES)},
-            "required": {"type": "boolean"},
-            "default": {
-                "description": "JSON value used when the parameter is not given; null if none."
-            },
-            "description": {"type": "string"},
-        },
-    }
-    kind = {
-        "type": "object",
-        "required": ["name", "description", "formats", "params"],
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string"},
-            "description": {"type": "string"},
-            "formats": {
-                "type": "array",
-                "minItems": 1,
-                "items": {"type": "string", "enum": list(FORMATS)},
-            },
-            "params": {"type": "array", "items": param},
-        },
-    }
-    return {
-        "type": "object",
-        "required": ["kinds"],
-        "additionalProperties": False,
-        "properties": {"kinds": {"type": "array", "items": kind}},
-    }
-
-
-def _problem() -> dict[str, Any]:
-    return {
-        "type": "object",
-        "description": (
-            "RFC 9457 problem details. `type` is stable: "
-            f"{PROBLEM_BASE}<slug>, slugs: malformed-json, invalid-header, "
-            "unsupported-media-type, payload-too-large, validation, not-found, "
-            "idempotency-conflict (with `job_id`), not-cancellable (with `state`), "
-            "method-not-allowed, link-invalid, link-expired, database-unavailable, "
-            "schema-out-of-date, http-error, internal."
-        ),
-        "required": ["type", "title", "status", "detail"],
-        "properties": {
-            "type": {"type": "string", "format": "uri", "pattern": "^" + re.escape(PROBLEM_BASE)},
-            "title": {"type": "string"},
-            "status": {"type": "integer", "minimum": 400, "maximum": 599},
-            "detail": {"type": "string"},
-            "errors": {
-                "type": "array",
-                "description": "validation only: what is wrong with each field.",
-                "items": {
-                    "type": "object",
-                    "required": ["pointer", "detail"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "pointer": {
-                            "type": "string",
-                            "description": 'JSON Pointer into the body, e.g. "/params/since" '
-                            '("" is the whole body); for a query parameter "/<name>".',
-                        },
-                        "detail": {"type": "string"},
-                    },
-                },
-            },
-            "job_id": {
-                "type": "string",
-                "format": "uuid",
-                "description": "idempotency-conflict: the job the key was first used for.",
-            },
-            "state": {
-                "type": "string",
-                "enum": list(STATES),
-                "description": "not-cancellable: the job's state.",
-            },
-        },
-    }
-
-
 def _responses() -> dict[str, Any]:
     def problem(description: str, schema: str = "Problem", **headers: str) -> dict[str, Any]:
         response: dict[str, Any] = {
@@ -754,6 +501,15 @@ def _responses() -> dict[str, Any]:
             **{"Retry-After": "RetryAfter"},
         ),
         "InternalError": problem("`internal`: an unexpected failure (no internals shown)."),
+        "Unauthorized": problem(
+            "`unauthorized`: no `Authorization: Bearer <key>`, or the key is unknown or revoked.",
+            **{"WWW-Authenticate": "WwwAuthenticate"},
+        ),
+        "TooManyExports": problem(
+            "`too-many-exports`: the owner already has as many exports queued or running as "
+            "allowed (`limit`); retry after Retry-After seconds.",
+            **{"Retry-After": "RetryAfter"},
+        ),
     }
 
 
@@ -764,25 +520,28 @@ def _parameters() -> dict[str, Any]:
             "in": "header",
             "required": False,
             "description": (
-                f"1 to {parsing.MAX_IDEMPOTENCY_KEY} printable characters, unique per owner. "
+                f"1 to {schemas.MAX_IDEMPOTENCY_KEY} printable characters, unique per owner. "
                 "Retrying with the same key and body returns the same job; with another body, "
                 "a 409. An unusable key is a 400 `invalid-header`."
             ),
-            "schema": {
-                "type": "string",
-                "minLength": 1,
-                "maxLength": parsing.MAX_IDEMPOTENCY_KEY,
-                "pattern": _PRINTABLE_HEADER,
-            },
+            "schema": schemas.IDEMPOTENCY_KEY,
         },
         "JobId": {
             "name": "job_id",
             "in": "path",
             "required": True,
             "description": "The export's id (a UUID with hyphens; anything else is a 404).",
-            "schema": {"type": "string", "format": "uuid", "pattern": _UUID_PATTERN},
+            "schema": schemas.JOB_ID,
         },
     }
+
+
+def _query_parameters(query: dict[str, Any]) -> list[dict[str, Any]]:
+    """One query parameter per property of a query schema (the schema validates them)."""
+    return [
+        {"name": name, "in": "query", "description": schema["description"], "schema": schema}
+        for name, schema in query["properties"].items()
+    ]
 
 
 def _headers() -> dict[str, Any]:
@@ -801,6 +560,12 @@ def _headers() -> dict[str, Any]:
             "required": True,
             "schema": {"type": "integer", "minimum": 0},
         },
+        "WwwAuthenticate": {
+            "description": 'The Bearer challenge (RFC 6750), with error="invalid_token" '
+            "for a key that is not valid.",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^Bearer "},
+        },
         "Allow": {
             "description": "The methods the path supports.",
             "required": True,
@@ -810,10 +575,6 @@ def _headers() -> dict[str, Any]:
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def _ref(schema: str) -> dict[str, str]:
-    return {"$ref": _SCHEMAS + schema}
 
 
 def _problem_ref(response: str) -> dict[str, str]:

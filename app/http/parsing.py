@@ -14,17 +14,29 @@ from email_validator import EmailNotValidError, validate_email
 from flask import Request
 
 from app.catalog import Catalog, ParamsInvalid
+from app.http import schemas
 from app.http.problems import Problem, invalid
-from app.jobs import STATES, ExportRequest
+from app.http.schemas import (  # the limits live with the schemas that state them
+    DEFAULT_FORMAT,
+    DEFAULT_PAGE,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_OWNER_ID,
+    MAX_PAGE,
+)
+from app.jobs import ExportRequest
 
-DEFAULT_FORMAT = "csv.gz"
-MAX_OWNER_ID = 200
-MAX_IDEMPOTENCY_KEY = 255
-DEFAULT_PAGE = 50
-MAX_PAGE = 200
+__all__ = ["DEFAULT_FORMAT", "DEFAULT_PAGE", "MAX_IDEMPOTENCY_KEY", "MAX_OWNER_ID", "MAX_PAGE"]
 
-_REQUEST_FIELDS = {"owner_id", "kind", "params", "format", "notify"}
-_LIST_ARGS = {"owner_id", "state", "limit", "cursor"}
+# Stored params (UTF-8 JSON, after the kind's defaults are filled in) may not exceed this:
+# they are kept in every job row and bound into the export query. The shipped kinds' params
+# stay far below it (one 1,000-character string param is at most 4,000 bytes).
+MAX_PARAMS_BYTES = 16 * 1024
+
+
+def params_size(params: Mapping[str, Any]) -> int:
+    """Bytes of `params` as the UTF-8 JSON stored in exports.jobs.params."""
+    text = json.dumps(params, ensure_ascii=False, default=str)
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def json_body(request: Request) -> Any:
@@ -59,63 +71,64 @@ def json_body(request: Request) -> Any:
 
 
 def export_request(body: Any, catalog: Catalog) -> ExportRequest:
-    """Validate a POST /v1/exports body against the catalog; a 422 lists every bad field."""
+    """Validate a POST /v1/exports body against its kind's schema; a 422 lists every bad field.
+
+    Like the document's discriminator: a body whose `kind` names a kind is checked against
+    that kind's schema, any other body against the envelope (which says what kinds exist).
+    Then, where the schema found nothing wrong, the checks JSON Schema cannot express.
+    """
+    components = schemas.component_schemas(catalog)
+    kind_name = body.get("kind") if isinstance(body, dict) else None
+    kind = catalog.get(kind_name) if isinstance(kind_name, str) else None
+    if kind is None:
+        errors = schemas.validate(
+            schemas.export_request_envelope(catalog), body, components=components
+        )
+    else:
+        errors = schemas.validate(
+            schemas.ref(schemas.kind_schema_name(kind)), body, components=components
+        )
     if not isinstance(body, dict):
-        raise invalid({"": "the body must be a JSON object"})
-    errors: dict[str, str] = {}
-    for name in sorted(set(body) - _REQUEST_FIELDS):
-        errors[name] = "is not a known field"
+        raise invalid(errors)
+
+    def clean(pointer: str) -> bool:  # nothing under `pointer` was refused yet
+        return not any(p == pointer or p.startswith(pointer + "/") for p in errors)
 
     owner_id = body.get("owner_id")
-    if owner_id is None:
-        errors["owner_id"] = "is required"
-    elif problem := owner_id_problem(owner_id):
-        errors["owner_id"] = problem
-
-    kind = None
-    kind_name = body.get("kind")
-    if kind_name is None:
-        errors["kind"] = "is required"
-    elif not isinstance(kind_name, str):
-        errors["kind"] = "must be a string"
-    else:
-        kind = catalog.get(kind_name)
-        if kind is None:
-            known = ", ".join(k.name for k in catalog)
-            errors["kind"] = f"is not a known export kind (known: {known})"
-
-    fmt = body.get("format", DEFAULT_FORMAT)
-    if not isinstance(fmt, str):
-        errors["format"] = "must be a string"
-    elif kind is not None and fmt not in kind.formats:
-        errors["format"] = f"must be one of {', '.join(kind.formats)}"
-
-    params = body.get("params", {})
-    if params is None:
-        params = {}
-    if not isinstance(params, dict):
-        errors["params"] = "must be an object"
-    elif kind is not None:
+    if clean("/owner_id") and (problem := text_problem(owner_id)):
+        errors["/owner_id"] = problem
+    params = body.get("params") or {}
+    if kind is not None and clean("/params"):
         try:
             params = kind.validate_params(params)
         except ParamsInvalid as exc:
-            errors.update(exc.errors)
-
-    notify_email = _notify_email(body.get("notify"), errors)
+            errors.update({"/" + k.replace(".", "/"): v for k, v in exc.errors.items()})
+        else:
+            if (size := params_size(params)) > MAX_PARAMS_BYTES:
+                errors["/params"] = f"must be at most {MAX_PARAMS_BYTES} bytes as JSON ({size})"
+    notify_email = None
+    if body.get("notify") is not None and clean("/notify"):
+        try:
+            notify_email = validate_email(
+                body["notify"]["email"], check_deliverability=False
+            ).normalized
+        except EmailNotValidError as exc:
+            errors["/notify/email"] = f"is not a valid email address: {exc}"
     if errors:
         raise invalid(errors)
     return ExportRequest(
-        owner_id=owner_id, kind=kind_name, params=params, format=fmt, notify_email=notify_email
+        owner_id=owner_id,
+        kind=kind_name,
+        params=params,
+        format=body.get("format", DEFAULT_FORMAT),
+        notify_email=notify_email,
     )
 
 
 def owner_id_problem(owner_id: Any) -> str | None:
-    """What is wrong with an owner id, or None if it is fine."""
-    if not isinstance(owner_id, str) or not owner_id.strip():
-        return "must be a non-empty string"
-    if len(owner_id) > MAX_OWNER_ID:
-        return f"must be at most {MAX_OWNER_ID} characters"
-    return text_problem(owner_id)
+    """What is wrong with an owner id (schemas.OWNER_ID, then text_problem), or None."""
+    errors = schemas.validate(schemas.OWNER_ID, owner_id)
+    return next(iter(errors.values()), None) or text_problem(owner_id)
 
 
 def text_problem(text: str) -> str | None:
@@ -129,34 +142,12 @@ def text_problem(text: str) -> str | None:
     return None
 
 
-def _notify_email(notify: Any, errors: dict[str, str]) -> str | None:
-    if notify is None:
-        return None
-    if not isinstance(notify, dict):
-        errors["notify"] = 'must be an object like {"email": "user@example.com"}'
-        return None
-    for name in sorted(set(notify) - {"email"}):
-        errors[f"notify.{name}"] = "is not a known field"
-    email = notify.get("email")
-    if email is None:
-        errors["notify.email"] = "is required when notify is given"
-        return None
-    if not isinstance(email, str):
-        errors["notify.email"] = "must be a string"
-        return None
-    try:
-        return validate_email(email, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        errors["notify.email"] = f"is not a valid email address: {exc}"
-        return None
-
-
 def idempotency_key(request: Request) -> str | None:
-    """The Idempotency-Key header, if any; 400 if it is unusable."""
+    """The Idempotency-Key header, if any; 400 if it breaks schemas.IDEMPOTENCY_KEY."""
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY or not key.isprintable():
+    if schemas.validate(schemas.IDEMPOTENCY_KEY, key):
         raise Problem(
             400,
             "invalid-header",
@@ -167,34 +158,26 @@ def idempotency_key(request: Request) -> str | None:
 
 
 def list_arguments(args: Mapping[str, str]) -> dict[str, Any]:
-    """Query arguments of GET /v1/exports: owner_id, state, limit, cursor."""
-    errors: dict[str, str] = {}
-    for name in sorted(set(args) - _LIST_ARGS):
-        errors[name] = "is not a known query parameter"
-    owner_id = args.get("owner_id") or None
-    if owner_id is not None and (problem := text_problem(owner_id)):
-        errors["owner_id"] = problem  # a filter only needs to be storable text
-    state = args.get("state") or None
-    if state is not None and state not in STATES:
-        errors["state"] = f"must be one of {', '.join(STATES)}"
-    limit = DEFAULT_PAGE
-    if "limit" in args:
-        try:
-            limit = int(args["limit"])
-        except ValueError:
-            errors["limit"] = "must be a whole number"
-        else:
-            if not 1 <= limit <= MAX_PAGE:
-                errors["limit"] = f"must be between 1 and {MAX_PAGE}"
+    """Query arguments of GET /v1/exports (schemas.LIST_EXPORTS_QUERY), cursor decoded."""
+    query = schemas.query_instance(schemas.LIST_EXPORTS_QUERY, args)
+    errors = schemas.validate(schemas.LIST_EXPORTS_QUERY, query)
+    owner_id = query.get("owner_id") or None
+    if owner_id is not None and "/owner_id" not in errors and (problem := text_problem(owner_id)):
+        errors["/owner_id"] = problem  # a filter only needs to be storable text
     before = None
-    if args.get("cursor"):
+    if query.get("cursor") and "/cursor" not in errors:
         try:
-            before = decode_cursor(args["cursor"])
+            before = decode_cursor(query["cursor"])
         except ValueError:
-            errors["cursor"] = "is not a cursor this API returned"
+            errors["/cursor"] = "is not a cursor this API returned"
     if errors:
         raise invalid(errors)
-    return {"owner_id": owner_id, "state": state, "limit": limit, "before": before}
+    return {
+        "owner_id": owner_id,
+        "state": query.get("state") or None,
+        "limit": query.get("limit", DEFAULT_PAGE),
+        "before": before,
+    }
 
 
 def encode_cursor(created_at: dt.datetime, job_id: uuid.UUID) -> str:

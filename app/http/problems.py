@@ -49,9 +49,10 @@ class Problem(Exception):
             **self.extra,
         }
         if self.errors:
-            # JSON Pointers into the request body ("params.since" -> "/params/since").
+            # JSON Pointers into the request body ("params.since" -> "/params/since");
+            # keys that are pointers already (schemas.validate's) are kept as they are.
             body["errors"] = [
-                {"pointer": "/" + field.replace(".", "/") if field else "", "detail": detail}
+                {"pointer": _pointer(field), "detail": detail}
                 for field, detail in self.errors.items()
             ]
         response = Response(json.dumps(body), status=self.status, mimetype=MEDIA_TYPE)
@@ -60,7 +61,11 @@ class Problem(Exception):
 
 
 def invalid(errors: dict[str, str]) -> Problem:
-    """422 for a well-formed request whose fields are wrong."""
+    """422 for a well-formed request whose fields are wrong (dotted names or JSON Pointers)."""
+    by_pointer: dict[str, str] = {}
+    for field, detail in errors.items():  # "notify.email" and "/notify/email" are one field
+        by_pointer.setdefault(_pointer(field), detail)
+    errors = by_pointer
     count = len(errors)
     return Problem(
         422,
@@ -68,9 +73,15 @@ def invalid(errors: dict[str, str]) -> Problem:
         "Invalid request",
         f"{count} field{'s' if count > 1 else ''} of the request "
         f"{'are' if count > 1 else 'is'} invalid: "
-        + "; ".join(f"{k} {v}" for k, v in errors.items()),
+        + "; ".join(f"{k.lstrip('/') or 'the body'} {v}" for k, v in errors.items()),
         errors=errors,
     )
+
+
+def _pointer(field: str) -> str:
+    if not field or field.startswith("/"):
+        return field
+    return "/" + field.replace(".", "/")
 
 
 def not_found(detail: str) -> Problem:

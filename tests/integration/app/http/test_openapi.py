@@ -26,7 +26,7 @@ from tests.support.exports import job_ended, submit
 from tests.support.waiting import wait_until
 
 DOC_URI = "urn:exports:openapi"
-ERROR_STATUSES = {400, 404, 405, 409, 410, 413, 415, 422, 500, 503}
+ERROR_STATUSES = {400, 401, 403, 404, 405, 409, 410, 413, 415, 422, 429, 500, 503}
 UNKNOWN_ID = "6f1c3c2e-8d0a-4b8e-9d61-3f1d2f0a9b77"
 
 
@@ -425,3 +425,56 @@ def test_method_not_allowed_matches(api_client: FlaskClient, documented: Documen
 
     assert response.status_code == 405
     documented.check(response, "/components/responses/MethodNotAllowed")
+
+
+# --- authentication --------------------------------------------------------------------------
+
+
+def test_v1_operations_need_a_bearer_key_except_the_description(
+    api: Flask, document: dict[str, Any]
+) -> None:
+    scheme = document["components"]["securitySchemes"]["bearerAuth"]
+    anonymous = api.test_client()
+    anonymous.environ_base.pop("HTTP_AUTHORIZATION", None)
+    doc = Documented(document)
+
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert document["security"] == [{"bearerAuth": []}]
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            open_ = path in openapi.PUBLIC_PATHS or not path.startswith("/v1/")
+            assert (operation.get("security") == []) == open_, (method, path)
+            assert ("401" in operation["responses"]) != open_, (method, path)
+            if open_ or "{" in path:
+                continue
+            response = anonymous.open(path, method=method)
+            assert response.status_code == 401, (method, path)
+            assert response.headers["WWW-Authenticate"].startswith("Bearer ")
+            doc.check_operation(response, path, method)
+    assert "429" in document["paths"]["/v1/exports"]["post"]["responses"]
+
+
+# --- the human docs page -----------------------------------------------------------------------
+
+
+def test_docs_page_lists_every_operation_and_schema(
+    api: Flask, document: dict[str, Any], documented: Documented
+) -> None:
+    anonymous = api.test_client()
+    anonymous.environ_base.pop("HTTP_AUTHORIZATION", None)
+
+    response = anonymous.get("/v1/docs")
+
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    page = response.get_data(as_text=True)
+    assert "<script" not in page and "src=" not in page  # self-contained
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            assert f'id="{operation["operationId"]}"' in page, (method, path)
+            assert f"<code>{path}</code>" in page, path
+    for name in document["components"]["schemas"]:
+        assert f'id="schema-{name}"' in page, name
+    for name in document["components"]["responses"]:
+        assert f"<code>{name}</code>" in page, name
+    assert 'href="openapi.json"' in page
+    documented.check_operation(response, "/v1/docs", "get")

@@ -1,0 +1,602 @@
+"""The API's JSON Schemas (Draft 2020-12): what requests must be and what responses are.
+
+One source: parsing.py validates requests with these very objects (validate()), and
+openapi.py emits them into /v1/openapi.json, so the document cannot drift from the checks.
+What JSON Schema cannot say is checked after validation, by small functions in parsing.py
+and catalog.py, and each schema's description says so: dates that do not exist
+(2024-02-30), an integer written 1.0, numbers too large for a double, unpaired UTF-16
+surrogates, email addresses email-validator refuses, cursors this API did not issue.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError
+
+from app.catalog import FORMATS, PARAM_TYPES, Catalog, ExportKind, Param
+from app.http.problems import PROBLEM_BASE
+from app.jobs import STATES
+
+DEFAULT_FORMAT = "csv.gz"
+MAX_OWNER_ID = 200
+MAX_IDEMPOTENCY_KEY = 255
+DEFAULT_PAGE = 50
+MAX_PAGE = 200
+MAX_STRING_PARAM = 1000  # catalog.py's string converter holds the same limit
+
+COMPONENTS = "#/components/schemas/"
+
+# Python's str.isspace() characters (what `owner_id.strip()` removes): an owner_id needs one
+# character outside this class. Not regex \s: that differs (U+FEFF; U+001C-U+001F, U+0085).
+_PY_WHITESPACE = r"\t-\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# PostgreSQL cannot store NUL in text: stored strings refuse it (a 422).
+NO_NUL = r"^[^\x00]*$"
+NOT_BLANK_NO_NUL = f"^[^\\x00]*[^{_PY_WHITESPACE}\\x00][^\\x00]*$"
+# owner_id (security issue): plain ASCII ids only, so they are safe in logs, file names and
+# DBA queries alike; length is MAX_OWNER_ID (maxLength).
+OWNER_ID_PATTERN = r"^[A-Za-z0-9._:@+|-]+$"
+# str.isprintable() over what an HTTP header can carry (ISO-8859-1).
+PRINTABLE_HEADER = r"^[\x20-\x7e\xa1-\xac\xae-\xff]+$"
+# werkzeug's UUIDConverter: anything else does not match the route (404).
+UUID_PATTERN = r"^[A-Fa-f0-9]{8}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{12}$"
+# What date.fromisoformat / datetime.fromisoformat take of RFC 3339 (no year 0, no leap second).
+DATE_PATTERN = r"^(?!0000)[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+DATETIME_PATTERN = (
+    r"^(?!0000)[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+# What a failed `pattern` means, in words (a regex is no error message).
+_PATTERN_MESSAGES = {
+    NO_NUL: "must not contain NUL characters",
+    NOT_BLANK_NO_NUL: "must not be blank or contain NUL characters",
+    OWNER_ID_PATTERN: "must be letters, digits and . _ : @ + | - only",
+    PRINTABLE_HEADER: "must be printable characters",
+    UUID_PATTERN: "must be a UUID",
+    DATE_PATTERN: "must be a date like 2024-01-31",
+    DATETIME_PATTERN: "must be a timestamp with a time zone, like 2024-01-31T12:00:00Z",
+}
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "an object",
+    "array": "an array",
+    "null": "null",
+}
+
+
+def ref(name: str) -> dict[str, str]:
+    """A $ref to the named schema in components/schemas."""
+    return {"$ref": COMPONENTS + name}
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+def validate(
+    schema: Mapping[str, Any], instance: Any, *, components: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """Every way `instance` breaks `schema`: {JSON Pointer: what is wrong}, in schema order.
+
+    One message per pointer (the first); a missing property and an unknown one each get
+    their own pointer. `$ref`s to #/components/schemas/<name> resolve in `components`.
+    """
+    root: Mapping[str, Any] = schema
+    if components is not None:  # "#/components/..." then resolves inside this root
+        root = {"components": {"schemas": components}, "allOf": [schema]}
+    errors: dict[str, str] = {}
+    for error in Draft202012Validator(root).iter_errors(instance):
+        for pointer, message in _explain(error):
+            errors.setdefault(pointer, message)
+    return errors
+
+
+def query_instance(schema: Mapping[str, Any], args: Mapping[str, str]) -> dict[str, Any]:
+    """Query arguments as the JSON instance `schema` describes: whole numbers where it wants
+    an integer (anything else stays a string, so the schema refuses it)."""
+    properties = schema.get("properties", {})
+    instance: dict[str, Any] = {}
+    for name, value in args.items():
+        if _types(properties.get(name, {})) & {"integer"} and re.fullmatch(r"[+-]?[0-9]+", value):
+            instance[name] = int(value)
+        else:
+            instance[name] = value
+    return instance
+
+
+def pointer_to(*parts: str | int) -> str:
+    """The JSON Pointer of a path ("" is the whole document)."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def _explain(error: ValidationError) -> Iterable[tuple[str, str]]:
+    path = list(error.absolute_path)
+    here = pointer_to(*path)
+    keyword, expected, instance = error.validator, error.validator_value, error.instance
+    if keyword == "required":
+        for name in expected:
+            if isinstance(instance, dict) and name not in instance:
+                yield pointer_to(*path, name), "is required"
+    elif keyword == "additionalProperties" and expected is False and isinstance(instance, dict):
+        known = set(error.schema.get("properties", {}))
+        patterns = list(error.schema.get("patternProperties", {}))
+        noun = error.schema.get("title", "field")
+        for name in sorted(instance):
+            if name not in known and not any(re.search(p, name) for p in patterns):
+                yield pointer_to(*path, name), f"is not a known {noun}"
+    else:
+        yield here, _message(keyword, expected, error.schema)
+
+
+def _message(keyword: str, expected: Any, schema: Mapping[str, Any]) -> str:
+    """What a failed keyword means, without echoing the (possibly huge) value."""
+    if keyword == "type":
+        types = [t for t in ([expected] if isinstance(expected, str) else expected) if t != "null"]
+        return "must be " + " or ".join(_TYPE_WORDS.get(t, t) for t in types or ["null"])
+    if keyword == "enum":
+        shown = ", ".join(str(v) for v in expected if v not in ("", None))
+        if "title" in schema:
+            return f"is not a known {schema['title']} (known: {shown})"
+        return f"must be one of {shown}"
+    if keyword == "const":
+        return f"must be {json.dumps(expected)}"
+    if keyword == "pattern":
+        return pattern_message(expected)
+    if keyword == "minLength":
+        return "must not be empty" if expected == 1 else f"must be at least {expected} characters"
+    if keyword == "maxLength":
+        return f"must be at most {expected} characters"
+    if keyword in ("minimum", "maximum"):
+        low, high = schema.get("minimum"), schema.get("maximum")
+        if low is not None and high is not None:
+            return f"must be between {low} and {high}"
+        return f"must be at least {low}" if keyword == "minimum" else f"must be at most {high}"
+    if keyword in ("minItems", "maxItems"):
+        return f"must have {'at least' if keyword == 'minItems' else 'at most'} {expected} items"
+    if keyword == "minProperties":
+        return f"must have at least {expected} field{'s' if expected != 1 else ''}"
+    if keyword == "uniqueItems":
+        return "must not repeat items"
+    if keyword in ("oneOf", "anyOf"):
+        return "does not match any of the allowed forms"
+    return f"is invalid ({keyword})"
+
+
+def pattern_message(pattern: str) -> str:
+    """What failing one of these schemas' patterns means, in words."""
+    return _PATTERN_MESSAGES.get(pattern, "is not in the expected form")
+
+
+def _types(schema: Mapping[str, Any]) -> set[str]:
+    declared = schema.get("type", [])
+    return {declared} if isinstance(declared, str) else set(declared)
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+def kind_schema_name(kind: ExportKind) -> str:
+    """The name of one kind's request schema in components/schemas."""
+    return f"ExportRequest.{kind.name}"
+
+
+def export_request_envelope(catalog: Catalog) -> dict[str, Any]:
+    """ExportRequest without its per-kind branches: what is checked when `kind` names none."""
+    return {
+        "type": "object",
+        "description": (
+            "A request for an export: one complete schema per kind (`kind` tells them apart, "
+            "and the server validates the body against that kind's schema). Unknown fields "
+            "are a 422. `params` are checked against the kind's declared parameters (GET "
+            "/v1/export-kinds): unknown ones are a 422, null or absent ones take the declared "
+            "default, and the stored job holds every declared parameter (null when it has no "
+            "value)."
+        ),
+        "required": ["owner_id", "kind"],
+        "additionalProperties": False,
+        "properties": {
+            "owner_id": ref("OwnerId"),
+            "kind": {
+                "type": "string",
+                "title": "export kind",
+                "enum": [kind.name for kind in catalog],
+                "description": "The export kind.",
+            },
+            "format": {"type": "string", "enum": list(FORMATS), "description": "The file format."},
+            "params": {"type": ["object", "null"], "description": "The kind's parameters."},
+            "notify": ref("Notify"),
+        },
+    }
+
+
+def export_request(catalog: Catalog) -> dict[str, Any]:
+    """ExportRequest: the envelope, then exactly one kind's schema (by `kind`)."""
+    kinds = list(catalog)
+    return {
+        **export_request_envelope(catalog),
+        "oneOf": [ref(kind_schema_name(kind)) for kind in kinds],
+        "discriminator": {
+            "propertyName": "kind",
+            "mapping": {kind.name: COMPONENTS + kind_schema_name(kind) for kind in kinds},
+        },
+    }
+
+
+def export_request_for(kind: ExportKind) -> dict[str, Any]:
+    """ExportRequest for one kind: its params, its formats."""
+    must_give = [p.name for p in kind.params if p.required and p.default is None]
+    params: dict[str, Any] = {
+        "type": "object" if must_give else ["object", "null"],
+        "title": f"parameter of {kind.name}",
+        "description": "The kind's parameters"
+        + ("." if must_give else "; absent or null is the same as {}."),
+        "additionalProperties": False,
+        "properties": {p.name: param_schema(p) for p in kind.params},
+    }
+    required = ["owner_id", "kind"]
+    if must_give:
+        params["required"] = must_give
+        required.append("params")
+    fmt: dict[str, Any] = {
+        "type": "string",
+        "enum": list(kind.formats),
+        "description": "The file format.",
+    }
+    if DEFAULT_FORMAT in kind.formats:
+        fmt["default"] = DEFAULT_FORMAT
+    else:
+        required.append("format")  # the default format would be refused
+    return {
+        "type": "object",
+        "description": kind.description,
+        "required": required,
+        "additionalProperties": False,
+        "properties": {
+            "owner_id": ref("OwnerId"),
+            "kind": {"const": kind.name},
+            "format": fmt,
+            "params": params,
+            "notify": ref("Notify"),
+        },
+    }
+
+
+def param_schema(param: Param) -> dict[str, Any]:
+    """One declared parameter: its type's schema, nullable unless it must be given."""
+    schema: dict[str, Any] = dict(_PARAM_SCHEMAS[param.type])
+    notes = [param.description, _PARAM_NOTES[param.type]]
+    if param.required and param.default is None:
+        notes.append("Required.")
+    else:  # null and absent both mean "not given"
+        schema["type"] = [schema["type"], "null"]
+        if param.default is None:
+            notes.append("Optional: null or absent means no value.")
+        else:
+            schema["default"] = param.default
+            notes.append("Null or absent means the default.")
+    schema["description"] = " ".join(note for note in notes if note)
+    return schema
+
+
+_PARAM_SCHEMAS: dict[str, dict[str, Any]] = {
+    "string": {"type": "string", "maxLength": MAX_STRING_PARAM, "pattern": NO_NUL},
+    "integer": {"type": "integer", "minimum": INT64_MIN, "maximum": INT64_MAX},
+    "number": {"type": "number"},
+    "boolean": {"type": "boolean"},
+    "date": {"type": "string", "format": "date", "pattern": DATE_PATTERN},
+    "datetime": {"type": "string", "format": "date-time", "pattern": DATETIME_PATTERN},
+}
+_PARAM_NOTES = {
+    "string": f"A string of at most {MAX_STRING_PARAM} characters, without NUL or unpaired "
+    "surrogates.",
+    "integer": "A whole JSON number, 64-bit, written without a fraction or exponent "
+    "(1.0 and 1e3 are refused, checked after the schema).",
+    "number": "A JSON number that fits a double (checked after the schema).",
+    "boolean": "true or false.",
+    "date": "A date like 2024-01-31 that exists (2024-02-30 is refused, checked after the schema).",
+    "datetime": "A timestamp with a time zone, like 2024-01-31T12:00:00Z.",
+}
+
+
+OWNER_ID: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_OWNER_ID,
+    "pattern": OWNER_ID_PATTERN,
+    "description": f"Whose export this is: 1 to {MAX_OWNER_ID} of A-Z a-z 0-9 and . _ : @ + | - "
+    "(user ids, UUIDs, emails, auth0|ids).",
+}
+NOTIFY: dict[str, Any] = {
+    "type": ["object", "null"],
+    "description": "Where to send the download link; absent or null: no email.",
+    "required": ["email"],
+    "additionalProperties": False,
+    "properties": {
+        "email": {
+            "type": "string",
+            "format": "email",
+            "description": "Checked after the schema with email-validator (syntax only, no "
+            "DNS): the domain needs a dot and must not be a special-use name such as .test "
+            "or localhost; stored normalised.",
+        }
+    },
+}
+LIST_EXPORTS_QUERY: dict[str, Any] = {
+    "type": "object",
+    "title": "query parameter",
+    "description": "The query of GET /v1/exports. Any other query parameter is a 422.",
+    "additionalProperties": False,
+    "properties": {
+        "owner_id": {
+            "type": "string",
+            "pattern": NO_NUL,
+            "description": "Only this owner's exports (empty: every owner).",
+        },
+        "state": {
+            "type": "string",
+            "enum": [*STATES, ""],
+            "description": "Only exports in this state (empty: any state).",
+        },
+        "limit": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_PAGE,
+            "default": DEFAULT_PAGE,
+            "description": "Page size.",
+        },
+        "cursor": {
+            "type": "string",
+            "description": "Opaque: the `next_cursor` of the previous page (empty: the first "
+            "page). Anything else is a 422, checked after the schema.",
+        },
+    },
+}
+IDEMPOTENCY_KEY: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_IDEMPOTENCY_KEY,
+    "pattern": PRINTABLE_HEADER,
+}
+JOB_ID: dict[str, Any] = {"type": "string", "format": "uuid", "pattern": UUID_PATTERN}
+
+
+# --- responses (render.py's shapes) ---------------------------------------------------------
+
+
+def job() -> dict[str, Any]:
+    """render.job_json."""
+    timestamp = {"type": "string", "format": "date-time"}
+    optional_timestamp = {"type": ["string", "null"], "format": "date-time"}
+    count = {"type": "integer", "minimum": 0}
+    properties: dict[str, Any] = {
+        "id": {"type": "string", "format": "uuid"},
+        "owner_id": {"type": "string"},
+        "kind": {"type": "string"},
+        "params": {
+            "type": "object",
+            "description": "Every declared parameter of the kind, defaults filled in.",
+        },
+        "format": {"type": "string", "enum": list(FORMATS)},
+        "state": {
+            "type": "string",
+            "enum": list(STATES),
+            "description": "queued → running → succeeded | failed; queued | running → "
+            "cancelled; a transient failure puts a running job back to queued (with "
+            "last_error) until its retry.",
+        },
+        "attempts": count,
+        "progress": {
+            "type": "object",
+            "required": ["rows", "bytes"],
+            "additionalProperties": False,
+            "properties": {"rows": count, "bytes": count},
+        },
+        "result": {
+            "type": ["object", "null"],
+            "required": ["key", "rows", "bytes", "sha256", "content_type", "expires_at"],
+            "additionalProperties": False,
+            "properties": {
+                "key": {"type": "string"},
+                "rows": count,
+                "bytes": count,
+                "sha256": {"type": "string", "description": "Of the stored object."},
+                "content_type": {"type": "string", "enum": sorted(set(FORMATS.values()))},
+                "expires_at": timestamp,
+            },
+        },
+        "download_url": {"type": ["string", "null"], "format": "uri"},
+        "last_error": {"type": ["string", "null"]},
+        "schedule_id": {"type": ["string", "null"], "format": "uuid"},
+        "created_at": timestamp,
+        "started_at": optional_timestamp,
+        "finished_at": optional_timestamp,
+    }
+    return {
+        "type": "object",
+        "description": "An export job. `result` is set once the export succeeded, "
+        "`download_url` exactly when its state is succeeded.",
+        "required": list(properties),
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
+def kinds() -> dict[str, Any]:
+    """render.kinds_json."""
+    param = {
+        "type": "object",
+        "required": ["name", "type", "required", "default", "description"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string"},
+            "type": {"type": "string", "enum": list(PARAM_TYPES)},
+            "required": {"type": "boolean"},
+            "default": {
+                "description": "JSON value used when the parameter is not given; null if none."
+            },
+            "description": {"type": "string"},
+        },
+    }
+    kind = {
+        "type": "object",
+        "required": ["name", "description", "formats", "params"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string"},
+            "description": {"type": "string"},
+            "formats": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string", "enum": list(FORMATS)},
+            },
+            "params": {"type": "array", "items": param},
+        },
+    }
+    return {
+        "type": "object",
+        "required": ["kinds"],
+        "additionalProperties": False,
+        "properties": {"kinds": {"type": "array", "items": kind}},
+    }
+
+
+PROBLEM_SLUGS = (
+    "malformed-json",
+    "invalid-header",
+    "unsupported-media-type",
+    "payload-too-large",
+    "validation",
+    "unauthorized",
+    "not-found",
+    "idempotency-conflict",
+    "not-cancellable",
+    "method-not-allowed",
+    "too-many-exports",
+    "sns-malformed",
+    "sns-unverified",
+    "sns-unavailable",
+    "link-invalid",
+    "link-expired",
+    "database-unavailable",
+    "schema-out-of-date",
+    "http-error",
+    "internal",
+)
+
+
+def problem() -> dict[str, Any]:
+    """problems.Problem.to_response."""
+    return {
+        "type": "object",
+        "description": (
+            f"RFC 9457 problem details. `type` is stable: {PROBLEM_BASE}<slug>, slugs: "
+            + ", ".join(PROBLEM_SLUGS)
+            + ". idempotency-conflict carries `job_id`, not-cancellable `state`, "
+            "too-many-exports `limit`."
+        ),
+        "required": ["type", "title", "status", "detail"],
+        "properties": {
+            "type": {"type": "string", "format": "uri", "pattern": "^" + re.escape(PROBLEM_BASE)},
+            "title": {"type": "string"},
+            "status": {"type": "integer", "minimum": 400, "maximum": 599},
+            "detail": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "description": "validation only: what is wrong with each field.",
+                "items": {
+                    "type": "object",
+                    "required": ["pointer", "detail"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "pointer": {
+                            "type": "string",
+                            "description": 'JSON Pointer into the body, e.g. "/params/since" '
+                            '("" is the whole body); for a query parameter "/<name>".',
+                        },
+                        "detail": {"type": "string"},
+                    },
+                },
+            },
+            "job_id": {
+                "type": "string",
+                "format": "uuid",
+                "description": "idempotency-conflict: the job the key was first used for.",
+            },
+            "state": {
+                "type": "string",
+                "enum": list(STATES),
+                "description": "not-cancellable: the job's state.",
+            },
+            "limit": {
+                "type": "integer",
+                "description": "too-many-exports: how many exports an owner may have queued "
+                "or running at once.",
+            },
+        },
+    }
+
+
+def component_schemas(catalog: Catalog) -> dict[str, Any]:
+    """Every named schema: requests (one per kind) and responses, for components/schemas."""
+    schemas: dict[str, Any] = {
+        "ExportRequest": export_request(catalog),
+        "OwnerId": OWNER_ID,
+        "Notify": NOTIFY,
+        "ListExportsQuery": LIST_EXPORTS_QUERY,
+        "Job": job(),
+        "JobList": {
+            "type": "object",
+            "required": ["items", "next_cursor"],
+            "additionalProperties": False,
+            "properties": {
+                "items": {"type": "array", "items": ref("Job")},
+                "next_cursor": {
+                    "type": ["string", "null"],
+                    "description": "Pass as `cursor` for the next page; null on the last page.",
+                },
+            },
+        },
+        "Kinds": kinds(),
+        "Problem": problem(),
+        "ValidationProblem": {
+            "description": "422 `validation`: every bad field, each with a JSON Pointer into "
+            "the request body (or the name of the query parameter).",
+            "allOf": [
+                ref("Problem"),
+                {
+                    "type": "object",
+                    "required": ["errors"],
+                    "properties": {
+                        "type": {"const": PROBLEM_BASE + "validation"},
+                        "status": {"const": 422},
+                        "errors": {"minItems": 1},
+                    },
+                },
+            ],
+        },
+        "Health": {
+            "type": "object",
+            "required": ["status"],
+            "additionalProperties": False,
+            "properties": {"status": {"const": "ok"}},
+        },
+        "Ready": {
+            "type": "object",
+            "required": ["status", "schema"],
+            "additionalProperties": False,
+            "properties": {
+                "status": {"const": "ready"},
+                "schema": {"type": "string", "description": "The database's migration."},
+            },
+        },
+    }
+    for kind in catalog:
+        schemas[kind_schema_name(kind)] = export_request_for(kind)
+    return schemas
