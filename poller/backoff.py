@@ -20,4 +20,5 @@ class Backoff:
     def delay(self, attempt: int, *, at_least: float = 0.0) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         nominal = min(self.cap_seconds, self.base_seconds * 2 ** max(0, attempt - 1))
-        return max(at_least, nominal / 2 + random.uniform(0, nominal / 2))
+        # Jitter only spreads retries out; nothing secret depends on it.
+        return max(at_least, nominal / 2 + random.uniform(0, nominal / 2))  # nosec B311

@@ -58,13 +58,20 @@ def storage_from_url(
     region: str = "us-east-1",
     endpoint_url: str | None = None,
     presign_seconds: int = 300,
+    sse: str = "",
+    kms_key_id: str | None = None,
 ) -> Storage:
-    """The storage backend named by `url`."""
+    """The storage backend named by `url`; sse and kms_key_id are S3's encryption at rest."""
     if url.startswith("s3://"):
         from app.storage.s3 import S3Storage
 
         return S3Storage.from_url(
-            url, region=region, endpoint_url=endpoint_url, presign_seconds=presign_seconds
+            url,
+            region=region,
+            endpoint_url=endpoint_url,
+            presign_seconds=presign_seconds,
+            sse=sse,
+            kms_key_id=kms_key_id,
         )
     if url.startswith("file://"):
         from app.storage.local import FileStorage

@@ -38,6 +38,8 @@ class S3Storage:
         endpoint_url: str | None = None,
         presign_seconds: int = 300,
         part_size: int = DEFAULT_PART_SIZE,
+        sse: str = "",
+        kms_key_id: str | None = None,
     ) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size must be at least {MIN_PART_SIZE} bytes (S3's minimum)")
@@ -45,6 +47,12 @@ class S3Storage:
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.presign_seconds = presign_seconds
         self.part_size = part_size
+        # Server-side encryption asked for on every object we write ('' = bucket default).
+        self.encryption: dict[str, str] = {"ServerSideEncryption": sse} if sse else {}
+        if kms_key_id:
+            if sse != "aws:kms":
+                raise ValueError("kms_key_id needs sse='aws:kms'")
+            self.encryption["SSEKMSKeyId"] = kms_key_id
         self._region = region
         self._endpoint_url = endpoint_url
         self._client = aws_client("s3", region, endpoint_url)
@@ -58,6 +66,8 @@ class S3Storage:
         endpoint_url: str | None = None,
         presign_seconds: int = 300,
         part_size: int = DEFAULT_PART_SIZE,
+        sse: str = "",
+        kms_key_id: str | None = None,
     ) -> S3Storage:
         """Storage for `s3://bucket` or `s3://bucket/prefix`."""
         parts = urlsplit(url)
@@ -70,6 +80,8 @@ class S3Storage:
             endpoint_url=endpoint_url,
             presign_seconds=presign_seconds,
             part_size=part_size,
+            sse=sse,
+            kms_key_id=kms_key_id,
         )
 
     def object_name(self, key: str) -> str:
@@ -93,7 +105,10 @@ class S3Storage:
             # What client.upload_fileobj does, keeping hold of the transfer's future.
             with create_transfer_manager(client, self._transfer_config()) as manager:
                 transfer = manager.upload(
-                    source, self.bucket, name, extra_args={"ContentType": content_type}
+                    source,
+                    self.bucket,
+                    name,
+                    extra_args={"ContentType": content_type, **self.encryption},
                 )
                 source.stop_when = transfer.done
                 transfer.result()

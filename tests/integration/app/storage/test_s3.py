@@ -256,3 +256,36 @@ def test_discard_can_keep_the_result(storage: S3Storage, s3_client: Any, s3_buck
     listed = s3_client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])
     assert [item["Key"] for item in listed] == ["exports/t/job-1/result.csv"]
     assert in_progress_uploads(s3_client, s3_bucket) == []
+
+
+@pytest.mark.parametrize("size", [10, 6 * MiB], ids=["single-put", "multipart"])
+@pytest.mark.parametrize(
+    ("sse", "kms_key_id"), [("AES256", None), ("aws:kms", "alias/exports-test")]
+)
+def test_objects_are_written_with_server_side_encryption(
+    aws_endpoint: str,
+    s3_bucket: str,
+    s3_client: Any,
+    size: int,
+    sse: str,
+    kms_key_id: str | None,
+) -> None:
+    storage = S3Storage(
+        s3_bucket,
+        endpoint_url=aws_endpoint,
+        region=REGION,
+        part_size=PART,
+        sse=sse,
+        kms_key_id=kms_key_id,
+    )
+
+    storage.upload("tenant/job/export.csv", GeneratedStream(size), "text/csv")
+
+    head = s3_client.head_object(Bucket=s3_bucket, Key="tenant/job/export.csv")
+    assert head["ServerSideEncryption"] == sse
+    assert head.get("SSEKMSKeyId") == kms_key_id
+
+
+def test_a_kms_key_without_aws_kms_is_refused() -> None:
+    with pytest.raises(ValueError, match="aws:kms"):
+        S3Storage("bucket", sse="AES256", kms_key_id="alias/exports-test")
