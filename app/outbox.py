@@ -7,14 +7,16 @@ the write matches nothing and LeaseLost is raised.
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from psycopg import Connection
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from app.db import fenced, fetch_all, fetch_one
+from app.db import QUERIES, fenced, fetch_all, fetch_one
 
 EXPORT_RUN = "export.run"
 EXPORT_NOTIFY = "export.notify"
@@ -66,11 +68,56 @@ def add_message(
 
 
 def claim_batch(
-    conn: Connection, *, batch: int, lease_seconds: float, worker: str
+    conn: Connection,
+    *,
+    batch: int,
+    lease_seconds: float,
+    worker: str,
+    topics: list[str] | None = None,
 ) -> list[Message]:
-    """Lease up to `batch` ready messages to `worker` (commit right after)."""
-    rows = fetch_all(conn, "claim_batch", batch=batch, lease_seconds=lease_seconds, worker=worker)
+    """Lease up to `batch` ready messages (of `topics` only, if given) to `worker`.
+
+    Commit right after: the lease holds, not the transaction.
+    """
+    rows = fetch_all(
+        conn,
+        "claim_batch",
+        batch=batch,
+        lease_seconds=lease_seconds,
+        worker=worker,
+        topics=topics,
+    )
     return [Message(**row) for row in rows]
+
+
+def complete_and_claim(
+    conn: Connection,
+    done: list[Message],
+    claims: list[tuple[int, list[str] | None]],
+    *,
+    lease_seconds: float,
+    worker: str,
+) -> tuple[set[int], list[Message]]:
+    """Complete `done` (fenced), then claim per (batch, topics) in `claims`, and commit:
+    one round trip (pipeline mode), one commit. Returns (ids completed, messages claimed).
+
+    Only for messages whose handlers' effects are already committed: an id missing from
+    the result had lost its lease (another attempt owns the message now).
+    """
+    with conn.pipeline():
+        completing = conn.cursor()
+        if done:
+            completing.execute(QUERIES["complete_messages"], fence_tokens(done))
+        claiming = []
+        for batch, topics in claims:
+            cur = conn.cursor(row_factory=dict_row)
+            params = {"lease_seconds": lease_seconds, "worker": worker}
+            cur.execute(QUERIES["claim_batch"], {**params, "batch": batch, "topics": topics})
+            claiming.append(cur)
+        conn.commit()
+    completed = {row[0] for row in completing.fetchall()} if done else set()
+    claimed = [Message(**row) for cur in claiming for row in cur.fetchall()]
+    return completed, claimed
 
 
 def fence_tokens(messages: list[Message]) -> dict[str, list[int]]:
@@ -91,6 +138,18 @@ def complete_message(conn: Connection, message: Message) -> None:
     fenced(conn, "complete_message", id=message.id, attempt=message.attempts)
 
 
+def complete_messages(conn: Connection, messages: list[Message]) -> set[int]:
+    """Mark many messages done in one fenced statement; returns the ids still ours.
+
+    Only for messages whose handlers' effects are already committed: the caller then knows
+    the rest (not returned) were lost to another attempt.
+    """
+    if not messages:
+        return set()
+    rows = fetch_all(conn, "complete_messages", **fence_tokens(messages))
+    return {row["id"] for row in rows}
+
+
 def retry_message(conn: Connection, message: Message, error: str, delay_seconds: float) -> None:
     """Record a transient failure and hide the message for `delay_seconds`."""
     fenced(
@@ -106,3 +165,15 @@ def retry_message(conn: Connection, message: Message, error: str, delay_seconds:
 def bury_message(conn: Connection, message: Message, error: str) -> None:
     """Give up on the message (permanent error or attempts exhausted)."""
     fenced(conn, "bury_message", id=message.id, attempt=message.attempts, error=error)
+
+
+def requeue_dead(
+    conn: Connection,
+    *,
+    topic: str | None,
+    since: datetime.datetime | None,
+    extra_attempts: int = 3,
+) -> list[dict[str, Any]]:
+    """Dead messages of `topic` (None: all) that died since `since` → ready again, with their
+    jobs (exports.requeue_dead); the revived messages as exports.queue rows."""
+    return fetch_all(conn, "requeue_dead", topic=topic, since=since, extra_attempts=extra_attempts)

@@ -12,19 +12,20 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
 import psycopg_pool
 
-from app import jobs, metrics, outbox
+from app import jobs, metrics, monitoring, outbox
 from app.db import LeaseLost
 from app.errors import PermanentError, TransientError
 from app.jobs import ExportStopped
+from app.logs import log_context
 from app.outbox import Message
 from poller.backoff import Backoff
-from poller.handlers import Handler
+from poller.handlers import Handler, Settled
 from poller.lease import Lease
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,13 @@ HAND_BACK_SECONDS = 2.0
 # How long a claim waits for a connection: the claim loop must notice stop() promptly
 # even while the database is away.
 CLAIM_WAIT_SECONDS = 2.0
+# Prefetch: a topic whose handler usually finishes within FAST_SECONDS is "fast"; the
+# poller then holds up to `batch` of its messages beyond one per thread (claimed in the
+# same transaction), so one claim feeds the threads for a while. Slower topics are only
+# ever claimed for free threads, so pollers share slow work fairly.
+FAST_SECONDS = 0.01
+# Weight of a new sample in a topic's average duration (a slower sample counts at once).
+DURATION_WEIGHT = 0.2
 # Database errors that a retry can outlive (connection lost, pool exhausted).
 _DB_UNAVAILABLE = (psycopg.OperationalError, psycopg_pool.PoolTimeout)
 # Errors in the SQL itself (syntax, missing column, bad cast, constraint): never transient.
@@ -85,6 +93,12 @@ class Poller:
         self._grace_seconds = 25.0
         self._stop_deadline: float | None = None  # grace ends here, counted from stop()
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="handler")
+        self.companions: list = []  # start() and stop() with run(): the scheduler
+        # Finished messages the poller completes (Settled.BY_POLLER), in one fenced UPDATE
+        # shared with the next claim's transaction.
+        self._completions: list[Lease] = []
+        self._topic_seconds: dict[str, float] = {}  # typical handler duration per topic
+        self.last_tick = time.monotonic()  # the claim loop came round (poller /healthz)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -98,9 +112,13 @@ class Poller:
         ]
         for thread in helpers:
             thread.start()
+        for companion in self.companions:
+            companion.start()
         try:
             self._claim_loop()
         finally:
+            for companion in self.companions:
+                companion.stop()
             self._drain()
             for thread in helpers:
                 # The listener notices within a second; a heartbeat blocked on an absent
@@ -116,6 +134,11 @@ class Poller:
         self._wake.set()
 
     @property
+    def stopping(self) -> bool:
+        """stop() was called: no more claims."""
+        return self._stopping.is_set()
+
+    @property
     def in_flight(self) -> int:
         """How many messages are being worked on right now."""
         with self._lock:
@@ -126,15 +149,27 @@ class Poller:
     def _claim_loop(self) -> None:
         failures = 0
         while not self._stopping.is_set():
-            free = self.threads - self.in_flight
+            self.last_tick = time.monotonic()
+            held = self.in_flight
+            # Any topic for the free threads; beyond that, fast topics only (prefetch).
+            free = min(self.batch, max(0, self.threads - held))
+            fast = self.fast_topics()
+            # Prefetch in big claims (each costs a commit): once half the room is free.
+            prefetch = (
+                max(0, min(self.batch - free, self.threads + self.batch - held - free))
+                if fast and held <= self.threads + self.batch // 2
+                else 0
+            )
+            done = self._take_completions()
             claimed: list[Message] = []
-            if free > 0:
+            if free or prefetch or done:
                 try:
-                    claimed = self.claim(min(free, self.batch))
+                    claimed = self.claim(free, prefetch=prefetch, fast_topics=fast, complete=done)
                     failures = 0
                 except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
                     # Any database trouble (restart, failover, broken connection): wait and
                     # try again; the pool replaces bad connections.
+                    self._return_completions(done)
                     failures += 1
                     self._pause_after_failure("claim failed, database unavailable", failures, exc)
                     continue
@@ -143,23 +178,103 @@ class Poller:
                     break
                 for message in claimed:
                     self._start(message)
-            if claimed and len(claimed) == min(free, self.batch):
+            if claimed and len(claimed) == free + prefetch:
                 continue  # the queue may hold more: claim again without waiting
             self._wake.wait(self.poll_interval)
             self._wake.clear()
 
-    def claim(self, batch: int) -> list[Message]:
-        """Lease up to `batch` ready messages to this poller."""
+    def claim(
+        self,
+        batch: int,
+        *,
+        prefetch: int = 0,
+        fast_topics: Sequence[str] = (),
+        complete: Sequence[Lease] = (),
+    ) -> list[Message]:
+        """Lease up to `batch` ready messages, plus up to `prefetch` of `fast_topics`.
+
+        In the same transaction (one commit), first complete `complete`: messages whose
+        handlers returned Settled.BY_POLLER, i.e. whose effects are already committed.
+        """
+        claims: list[tuple[int, list[str] | None]] = []
+        if batch > 0:
+            claims.append((batch, None))
+        if prefetch > 0 and fast_topics:
+            claims.append((prefetch, list(fast_topics)))
         with self.pool.connection(timeout=CLAIM_WAIT_SECONDS) as conn:
-            return outbox.claim_batch(
-                conn, batch=batch, lease_seconds=self.lease_seconds, worker=self.name
+            completed, claimed = outbox.complete_and_claim(
+                conn,
+                [lease.message for lease in complete],
+                claims,
+                lease_seconds=self.lease_seconds,
+                worker=self.name,
             )
+        self._completed(complete, completed)
+        return claimed
+
+    def fast_topics(self) -> list[str]:
+        """Topics whose handler typically finishes within FAST_SECONDS (worth prefetching)."""
+        return [
+            topic
+            for topic, seconds in list(self._topic_seconds.items())
+            if seconds <= FAST_SECONDS and topic in self.handlers
+        ]
+
+    def _learn_duration(self, topic: str, seconds: float) -> None:
+        previous = self._topic_seconds.get(topic)
+        if previous is None or seconds > previous:
+            self._topic_seconds[topic] = seconds  # slow news counts at once
+        else:
+            self._topic_seconds[topic] = previous + DURATION_WEIGHT * (seconds - previous)
+
+    # --- batch completion -----------------------------------------------------------------
+
+    def _take_completions(self) -> list[Lease]:
+        with self._lock:
+            done, self._completions = self._completions, []
+        return done
+
+    def _return_completions(self, done: list[Lease]) -> None:
+        """Not completed after all (database trouble): try again with the next claim."""
+        if done:
+            with self._lock:
+                self._completions[:0] = done
+
+    def _completed(self, done: Sequence[Lease], completed: set[int]) -> None:
+        """Count what a committed batch completion did; the rest had lost their lease."""
+        for lease in done:
+            message = lease.message
+            if message.id in completed:
+                metrics.MESSAGES.labels(message.topic, "done").inc()
+            else:
+                metrics.MESSAGES.labels(message.topic, "dropped").inc()
+                metrics.LEASES_LOST.inc()
+                log.warning(
+                    "completion not recorded: lease already lost (the message runs again)",
+                    extra={"message_id": message.id},
+                )
+
+    def flush_completions(self, timeout: float = CLAIM_WAIT_SECONDS) -> None:
+        """Complete the messages waiting for it now (outside the claim loop: draining)."""
+        done = self._take_completions()
+        if not done:
+            return
+        try:
+            with self.pool.connection(timeout=timeout) as conn:
+                completed = outbox.complete_messages(conn, [lease.message for lease in done])
+        except Exception as exc:
+            # Their work is done but not recorded: the leases lapse and they run again.
+            log.warning("could not complete %d finished messages: %s", len(done), exc)
+            self._return_completions(done)
+            return
+        self._completed(done, completed)
 
     def _start(self, message: Message) -> None:
         lease = Lease(message)
         with self._lock:
             self._in_flight[message.id] = lease
         metrics.IN_FLIGHT.inc()
+        metrics.MESSAGES_CLAIMED.labels(message.topic).inc()
         future = self._executor.submit(self.run_message, lease)
         future.add_done_callback(lambda _: self._finished(message.id))
 
@@ -174,12 +289,29 @@ class Poller:
     def run_message(self, lease: Lease) -> None:
         """Run the handler; turn its failure into a fenced retry or give-up. Never raises."""
         started = time.monotonic()
-        outcome = self._run(lease)
+        message = lease.message
+        if lease.lost.is_set():  # handed back (shutdown) before a thread got to it
+            with self._lock:
+                self._in_flight.pop(message.id, None)
+            return
+        # Every log line (and Sentry report) written while handling it names the message.
+        with log_context(
+            job_id=message.job_id and str(message.job_id),
+            outbox_id=message.id,
+            attempt=message.attempts,
+            topic=message.topic,
+        ):
+            outcome = self._run(lease)
+        seconds = time.monotonic() - started
+        topic = lease.message.topic
+        self._learn_duration(topic, seconds)
+        metrics.MESSAGE_SECONDS.labels(topic).observe(seconds)
         with self._lock:  # settled: no heartbeat may call it lost now
             self._in_flight.pop(lease.message.id, None)
-        topic = lease.message.topic
+            if outcome == "complete":  # done; the claim loop completes it, batched
+                self._completions.append(lease)
+                return  # counted once completed (_completed); _finished wakes the loop
         metrics.MESSAGES.labels(topic, outcome).inc()
-        metrics.MESSAGE_SECONDS.labels(topic).observe(time.monotonic() - started)
 
     def _run(self, lease: Lease) -> str:
         """Handle one message; the outcome: done, retry, dead or dropped."""
@@ -199,7 +331,8 @@ class Poller:
                     f"gave up after {message.max_attempts} attempts; the last ended without "
                     "a result (lease expired: see the outbox error history)"
                 )
-            handler.handle(lease)
+            if handler.handle(lease) is Settled.BY_POLLER:
+                return "complete"
             return "done"
         except (LeaseLost, ExportStopped) as exc:
             log.warning("work dropped: %s", exc, extra=context)
@@ -236,6 +369,7 @@ class Poller:
         """
         message = lease.message
         give_up = give_up or message.is_last_attempt
+        monitoring.report_failed_attempt(message, error, give_up=give_up)
         try:
             with self.pool.connection() as conn:
                 if handler is None:
@@ -297,6 +431,7 @@ class Poller:
             # Work past its deadline gets no more time: if its thread is stuck, the lease
             # lapses and the attempt counts; if not, its next check fails it.
             leases = [lease for lease in self._in_flight.values() if not lease.overdue]
+            leases += self._completions  # finished, completion pending: keep them ours
         if not leases:
             return
         try:
@@ -319,10 +454,13 @@ class Poller:
         while self.in_flight and (remaining := deadline - time.monotonic()) > 0:
             self._wake.wait(remaining)  # set by every finished message
             self._wake.clear()
+            self.flush_completions()
         with self._lock:
             leftover = list(self._in_flight.values())
         for lease in leftover:
             lease.lost.set()  # its thread stops at the next check; its writes are fenced
+        # Finished work is completed, not handed back (it would run again).
+        self.flush_completions(timeout=HAND_BACK_SECONDS)
         self._drained.set()
         if leftover:
             self.hand_back(leftover)

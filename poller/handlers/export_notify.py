@@ -7,9 +7,11 @@ import logging
 
 from psycopg import Connection
 
-from app import jobs, outbox
+from app import email_feedback, jobs, outbox
+from app.logs import bind_context
 from app.outbox import Message
 from app.services import Services
+from poller.handlers import Settled
 from poller.lease import Lease
 from poller.mail import Mailer
 from poller.mail.compose import compose_failed_email, compose_ready_email
@@ -24,7 +26,7 @@ class ExportNotify:
         self.services = services
         self.mailer = mailer
 
-    def handle(self, lease: Lease) -> None:
+    def handle(self, lease: Lease) -> Settled:
         """Send the email the job's state calls for, then settle the message."""
         message = lease.message
         pool = self.services.pool
@@ -32,7 +34,14 @@ class ExportNotify:
             job = jobs.find_job(conn, message.job_id) if message.job_id else None
             if job is None or not _owed_an_email(job):
                 outbox.complete_message(conn, message)  # nothing (more) to tell anyone
-                return
+                return Settled.BY_HANDLER
+            if job.notify_email and email_feedback.is_suppressed(conn, job.notify_email):
+                # It hard-bounced or complained before: sending again hurts our sender
+                # reputation and will not reach them. A final outcome, not a failure.
+                email_feedback.record_email_suppressed(conn, message)
+                log.info("email not sent: address suppressed", extra={"job_id": str(job.id)})
+                return Settled.BY_HANDLER
+        bind_context(tenant=job.tenant)  # for every later log line of this message
         settings = self.services.settings
         fields = dataclasses.asdict(job)
         if job.state == "succeeded":
@@ -47,6 +56,7 @@ class ExportNotify:
         with pool.connection() as conn:
             jobs.record_email_sent(conn, message, email_id)
         log.info("email sent", extra={"job_id": str(job.id), "email_message_id": email_id})
+        return Settled.BY_HANDLER
 
     def retry(self, conn: Connection, message: Message, error: str, delay: float) -> None:
         """Try the email again later; the job's own state is unaffected."""
@@ -61,7 +71,7 @@ def _owed_an_email(job: jobs.Job) -> bool:
     """A finished job whose owner asked to be told and has not been yet."""
     return (
         bool(job.notify_email)
-        and job.email_status != "sent"
+        and job.email_status not in email_feedback.EMAIL_SETTLED
         and job.state
         in (
             "succeeded",

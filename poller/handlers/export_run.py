@@ -13,9 +13,11 @@ from psycopg_pool import ConnectionPool
 from app import jobs, metrics
 from app.catalog import FORMATS, ExportKind
 from app.errors import PermanentError
+from app.logs import bind_context
 from app.outbox import Message
 from app.services import Services
 from poller.export_file import ExportFile
+from poller.handlers import Settled
 from poller.lease import Lease
 
 log = logging.getLogger(__name__)
@@ -28,8 +30,11 @@ class ExportRun:
         self.services = services
         self.source_pool = source_pool
 
-    def handle(self, lease: Lease) -> None:
-        """Produce the file and finish the job, or raise (the poller decides what next)."""
+    def handle(self, lease: Lease) -> Settled:
+        """Produce the file and finish the job, or raise (the poller decides what next).
+
+        The message is completed in finish_export's transaction, with the job's result.
+        """
         message = lease.message
         pool = self.services.pool
         with pool.connection() as conn:
@@ -37,7 +42,8 @@ class ExportRun:
             if job is None:  # cancelled (or otherwise ended) before we got to it
                 jobs.drop_export(conn, message)
                 log.info("export skipped: job already ended", extra={"job_id": str(message.job_id)})
-                return
+                return Settled.BY_HANDLER
+        bind_context(tenant=job.tenant)  # for every later log line of this message
         if message.attempts > 1:
             self._discard_leftovers(job)
         kind = self.services.catalog.get(job.kind)
@@ -83,6 +89,7 @@ class ExportRun:
             "export finished",
             extra={"job_id": str(job.id), "rows": rows, "bytes": export.bytes, "key": key},
         )
+        return Settled.BY_HANDLER
 
     def _upload(
         self,
