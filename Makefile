@@ -8,13 +8,14 @@
 VENV ?= .venv
 PYTHON ?= python3
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 # The shell lines below use only POSIX sh.
 SHELL := /bin/sh
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install test lint run chaos docker-mirror clean
+.PHONY: help install test lint bandit audit run chaos bench docker-mirror clean
 
 help:
 	@echo 'make targets:'
@@ -22,7 +23,10 @@ help:
 	@echo '  run            install, local PostgreSQL (scripts/dev-db), migrate, demo data; start API + poller'
 	@echo '  test           install, local PostgreSQL, ruff check, pytest (the chaos test in its short form); PYTEST_ARGS=...'
 	@echo '  lint           ruff check'
+	@echo '  bandit         static security checks of app/ and poller/ (CI runs it after test)'
+	@echo '  audit          pip-audit the installed dependencies (needs the internet; CI does not run it)'
 	@echo '  chaos          the full chaos test: 300 jobs, pollers killed, PostgreSQL restarted (~2 min)'
+	@echo '  bench          benchmarks next to their references; writes bench/results.md (~10 min; BENCH_ARGS=--quick)'
 	@echo '  docker-mirror  repeat the Dockerfile install steps in a throwaway venv (no Docker needed)'
 	@echo '  clean          stop the throwaway PostgreSQL; remove $(VENV), var/, caches'
 	@echo 'local PostgreSQL: scripts/dev-db (stop the throwaway cluster with scripts/dev-db --stop)'
@@ -46,12 +50,27 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+# Configuration and the one skipped check (with why) in pyproject.toml [tool.bandit].
+bandit: install
+	$(VENV)/bin/bandit -q -r app poller -c pyproject.toml
+
+# Known vulnerabilities in what is installed, from PyPI's vulnerability data. Needs the
+# internet; --strict fails when a package could not be looked up instead of passing quietly.
+audit: install
+	$(VENV)/bin/python -m pip install --quiet 'pip-audit>=2.7'
+	$(VENV)/bin/pip-audit --strict --skip-editable
+
 run: install
 	VENV=$(VENV) scripts/run-local
 
 chaos: install
 	env_lines="$$(scripts/dev-db exports)" && eval "$$env_lines" \
 	&& $(VENV)/bin/pytest -m chaos tests/chaos $(PYTEST_ARGS)
+
+# Benchmarks measure and print; they never fail on a number. BENCH_ARGS=--quick for small sizes.
+bench: install
+	env_lines="$$(scripts/dev-db exports)" && eval "$$env_lines" \
+	&& $(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 docker-mirror:
 	PYTHON=$(PYTHON) scripts/docker-mirror

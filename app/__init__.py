@@ -9,7 +9,8 @@ from app.settings import Settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The Flask app; with no arguments, configured from the environment."""
-    from app.http import downloads, exports, health, observability, openapi
+    from app.http import auth, downloads, exports, health, observability, openapi, ses_events
+    from app.http import schedules as schedules_api
     from app.http.problems import register_problem_handlers
     from app.services import Services
 
@@ -28,5 +29,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(observability.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(schedules_api.bp)
+    # No API key (SNS cannot send one; it is signed instead): the auth hook exempts it.
+    app.register_blueprint(ses_events.bp)
     observability.instrument(app)
+    auth.protect(app)  # after the timer: refused requests are counted and timed too
     return app

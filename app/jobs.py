@@ -25,6 +25,7 @@ from psycopg.types.json import Jsonb
 from app import outbox
 from app.db import fenced, fetch_all, fetch_one
 from app.outbox import Message
+from app.storage import Storage
 
 DEFAULT_TENANT = "default"
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "expired")
@@ -104,6 +105,15 @@ class IdempotencyConflict(Exception):
         self.job = job
 
 
+class QuotaExceeded(Exception):
+    """The owner already has `limit` exports queued or running for this tenant."""
+
+    def __init__(self, active: int, limit: int) -> None:
+        super().__init__(f"{active} exports queued or running (limit {limit})")
+        self.active = active
+        self.limit = limit
+
+
 class JobNotFound(Exception):
     """No job with that id for this tenant."""
 
@@ -127,13 +137,51 @@ def request_export(
     *,
     idempotency_key: str | None,
     max_attempts: int,
+    max_active: int = 0,
+    dedupe_seconds: float = 0,
+    schedule_id: uuid.UUID | None = None,
 ) -> tuple[Job, bool]:
     """Insert the job and its export.run message together; (job, created).
 
     A repeated idempotency key returns the first job (created=False) or raises
-    IdempotencyConflict when the body differs.
+    IdempotencyConflict when the body differs. Without a key, an identical request of the
+    last `dedupe_seconds` returns that job (created=False). QuotaExceeded when the owner
+    already has `max_active` jobs queued or running (0: no limit; 0 s: no dedupe).
+    `schedule_id` names the schedule that queued it, if any.
     """
     fingerprint = request.fingerprint()
+    if max_active or (dedupe_seconds and idempotency_key is None):
+        # One request per tenant+owner at a time until commit, so two concurrent requests
+        # cannot both see a free slot (or both miss the twin the other is creating).
+        fetch_one(conn, "lock_owner_requests", tenant=tenant, owner_id=request.owner_id)
+        if idempotency_key is not None:
+            existing = fetch_one(
+                conn,
+                "get_job_by_key",
+                tenant=tenant,
+                owner_id=request.owner_id,
+                idempotency_key=idempotency_key,
+            )
+            if existing is not None:  # a replay is never refused for the quota
+                return _replayed(Job.from_row(existing), fingerprint), False
+        elif dedupe_seconds:
+            twin = fetch_one(
+                conn,
+                "find_recent_twin",
+                tenant=tenant,
+                owner_id=request.owner_id,
+                request_fingerprint=fingerprint,
+                seconds=dedupe_seconds,
+            )
+            if twin is not None:
+                return Job.from_row(twin), False
+        if max_active:
+            counted = fetch_one(
+                conn, "count_active_jobs", tenant=tenant, owner_id=request.owner_id
+            )
+            assert counted is not None
+            if counted["active"] >= max_active:
+                raise QuotaExceeded(counted["active"], max_active)
     row = fetch_one(
         conn,
         "insert_job",
@@ -145,6 +193,7 @@ def request_export(
         notify_email=request.notify_email,
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
+        schedule_id=schedule_id,
     )
     if row is None:  # the key was taken (possibly by a concurrent twin of this request)
         existing = fetch_one(
@@ -155,13 +204,17 @@ def request_export(
             idempotency_key=idempotency_key,
         )
         assert existing is not None, "ON CONFLICT skipped the insert, so the row exists"
-        job = Job.from_row(existing)
-        if job.request_fingerprint != fingerprint:
-            raise IdempotencyConflict(job)
-        return job, False
+        return _replayed(Job.from_row(existing), fingerprint), False
     job = Job.from_row(row)
     outbox.add_message(conn, outbox.EXPORT_RUN, job.id, max_attempts=max_attempts)
     return job, True
+
+
+def _replayed(job: Job, fingerprint: str) -> Job:
+    """The job a reused idempotency key names, if the request is the same one."""
+    if job.request_fingerprint != fingerprint:
+        raise IdempotencyConflict(job)
+    return job
 
 
 def get_job(conn: Connection, tenant: str, job_id: uuid.UUID) -> Job:
@@ -307,3 +360,65 @@ def record_email_failed(conn: Connection, message: Message, error: str) -> None:
     """The email could not be sent and will not be retried."""
     outbox.bury_message(conn, message, error)
     fetch_one(conn, "record_email_failed", id=message.job_id)
+
+
+# --- retention ------------------------------------------------------------------------------
+
+
+def expiring_jobs(
+    conn: Connection, *, limit: int, after: tuple[dt.datetime, uuid.UUID] | None = None
+) -> list[Job]:
+    """Succeeded jobs past expires_at, oldest first, after the keyset position `after`."""
+    rows = fetch_all(
+        conn,
+        "expiring_jobs",
+        limit=limit,
+        after_expires_at=after[0] if after else None,
+        after_id=after[1] if after else None,
+    )
+    return [Job.from_row(r) for r in rows]
+
+
+def expire_job(conn: Connection, storage: Storage, job_id: uuid.UUID) -> Job | None:
+    """Retention over: delete the job's file, then mark it expired (its links answer 410).
+
+    None when the job is not (or no longer) succeeded and past expires_at. The row stays
+    locked from the check to the caller's commit; the file goes first, so a crash before
+    the commit leaves a succeeded job without a file, which the next run expires again.
+    """
+    row = fetch_one(conn, "lock_expiring_job", id=job_id)
+    if row is None:
+        return None
+    key = row["result_key"]
+    assert key is not None, "a succeeded job has a result (CHECK jobs_succeeded_has_result)"
+    storage.delete(key)  # no error when already gone: repeating is safe
+    expired = fetch_one(conn, "expire_job", id=job_id)
+    assert expired is not None, "the row is locked and was succeeded"
+    return Job.from_row(expired)
+
+
+# --- operators (exports-admin; the same SQL functions DBAs call) ----------------------------
+
+RETRYABLE_STATES = ("failed", "cancelled")
+
+
+class NotRetryable(Exception):
+    """The job is not failed or cancelled, or its export is still stopping; `job` is it now."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"job {job.id} is {job.state}: not retryable")
+        self.job = job
+
+
+def retry_job(conn: Connection, job_id: uuid.UUID, *, max_attempts: int) -> Job:
+    """A failed or cancelled job → queued with a fresh export.run message (exports.retry_job).
+
+    JobNotFound for an unknown id (any tenant); NotRetryable otherwise.
+    """
+    row = fetch_one(conn, "retry_job", id=job_id, max_attempts=max_attempts)
+    if row is not None:
+        return Job.from_row(row)
+    job = find_job(conn, job_id)
+    if job is None:
+        raise JobNotFound(str(job_id))
+    raise NotRetryable(job)

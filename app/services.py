@@ -34,6 +34,8 @@ class Services:
             region=settings.aws_region,
             endpoint_url=settings.aws_endpoint_url,
             presign_seconds=settings.presign_seconds,
+            sse=settings.s3_sse,
+            kms_key_id=settings.s3_kms_key_id,
         )
         links = LinkSigner(settings.secret_key, settings.public_url, settings.retention_seconds)
         pool = open_pool(settings.database_url, name=name, max_size=pool_size, timeout=pool_timeout)

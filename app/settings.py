@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
+import sysconfig
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Where sql/, migrations/ and alembic.ini are (and var/ for local files): next to app/ in a
+# checkout or an editable install; under <prefix>/share/exports in a wheel install (the
+# image), where setup.py puts them as data files.
+_SOURCE_TREE = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = (
+    _SOURCE_TREE
+    if (_SOURCE_TREE / "alembic.ini").is_file()
+    else Path(sysconfig.get_path("data")) / "share" / "exports"
+)
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/exports"
@@ -41,8 +51,26 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "max_body_bytes": "EXPORTS_MAX_BODY_BYTES",
     "api_db_wait_seconds": "EXPORTS_API_DB_WAIT_SECONDS",
     "log_level": "EXPORTS_LOG_LEVEL",
+    "log_format": "EXPORTS_LOG_FORMAT",
+    "sentry_release": "SENTRY_RELEASE",
+    "sentry_environment": "SENTRY_ENVIRONMENT",
     "metrics_port": "EXPORTS_METRICS_PORT",
+    "stall_seconds": "EXPORTS_POLLER_STALL_SECONDS",
+    "maintenance_interval": "EXPORTS_MAINTENANCE_INTERVAL",
+    "outbox_retention_seconds": "EXPORTS_OUTBOX_RETENTION_SECONDS",
+    "max_active_per_owner": "EXPORTS_MAX_ACTIVE_PER_OWNER",
+    "dedupe_seconds": "EXPORTS_DEDUPE_SECONDS",
+    "sns_topic_arns": "EXPORTS_SNS_TOPIC_ARNS",
+    "sns_max_age_seconds": "EXPORTS_SNS_MAX_AGE_SECONDS",
+    "sns_cert_host_pattern": "EXPORTS_SNS_CERT_HOST_PATTERN",
+    "sns_ca_bundle": "EXPORTS_SNS_CA_BUNDLE",
+    "s3_sse": "EXPORTS_S3_SSE",
+    "s3_kms_key_id": "EXPORTS_S3_KMS_KEY_ID",
 }
+# Hosts SNS signs from and sends SubscribeURLs on (AWS's documented naming, incl. China).
+DEFAULT_SNS_CERT_HOST_PATTERN = r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"
+_SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]{1,256}$")
+_S3_SSE = ("", "AES256", "aws:kms")
 
 
 class ConfigError(ValueError):
@@ -68,7 +96,7 @@ class Settings:
     catalog_dir: Path = PROJECT_ROOT / "sql" / "exports"
     # Poller tuning.
     poller_threads: int = 4
-    poller_batch: int = 10
+    poller_batch: int = 100
     lease_seconds: float = 30.0
     poll_interval: float = 1.0
     max_attempts: int = 5
@@ -82,8 +110,36 @@ class Settings:
     # How long an API request waits for a database connection before answering 503.
     api_db_wait_seconds: float = 5.0
     log_level: str = "INFO"
+    # json, text, or auto (text when stdout is a terminal).
+    log_format: str = "auto"
+    # Sentry release and environment (default: the package version, EXPORTS_ENV).
+    sentry_release: str | None = None
+    sentry_environment: str | None = None
     # The poller serves /metrics here (0: not at all).
     metrics_port: int = 9108
+    # The poller's /healthz answers 503 once its claim loop has not come round for this long
+    # (it comes round every poll interval, and at least every ~32 s while the database is away).
+    stall_seconds: float = 60.0
+    # How often each poller tries to run maintenance (one at a time fleet-wide).
+    maintenance_interval: float = 60.0
+    # Done and dead outbox rows are deleted this long after they ended.
+    outbox_retention_seconds: int = 7 * 24 * 3600
+    # Quota: queued + running exports one tenant may have per owner (0: no limit).
+    max_active_per_owner: int = 5
+    # An identical request (no Idempotency-Key) within this many seconds gets the job the
+    # first one created (0: off).
+    dedupe_seconds: float = 10.0
+    # POST /v1/ses-events accepts SNS messages from these topics only.
+    sns_topic_arns: tuple[str, ...] = ()
+    # Older SNS messages are refused (SNS retries a delivery for at most an hour).
+    sns_max_age_seconds: int = 3600
+    # SigningCertURL and SubscribeURL must be https on a host (and port) matching this.
+    sns_cert_host_pattern: str = DEFAULT_SNS_CERT_HOST_PATTERN
+    # CA file for fetching SNS certificates (None: the system's CAs).
+    sns_ca_bundle: str | None = None
+    # Server-side encryption of stored exports: '' (bucket default), AES256 or aws:kms.
+    s3_sse: str = ""
+    s3_kms_key_id: str | None = None
 
     @property
     def is_production(self) -> bool:
@@ -96,7 +152,7 @@ class Settings:
         For starting other processes (pollers, the API) configured like this one.
         """
         return {
-            variable: str(value)
+            variable: ",".join(value) if isinstance(value, tuple) else str(value)
             for name, variable in ENVIRONMENT_VARIABLES.items()
             if (value := getattr(self, name)) is not None
         }
@@ -110,8 +166,18 @@ class Settings:
         if deployment not in ("development", "production", "test"):
             reader.errors.append("EXPORTS_ENV must be development, production or test")
         secret = env.get("EXPORTS_SECRET_KEY") or None
-        if secret is None and deployment == "production":
-            reader.errors.append("EXPORTS_SECRET_KEY is required when EXPORTS_ENV=production")
+        # Outside development a generated key would break links across restarts and
+        # processes, and a guessable one would let anyone forge them: refuse to start.
+        if secret is None and deployment != "development":
+            reader.errors.append(
+                f"EXPORTS_SECRET_KEY is required when EXPORTS_ENV={deployment} "
+                "(only development generates one)"
+            )
+        elif secret is not None and deployment == "production" and len(secret) < 32:
+            reader.errors.append(
+                "EXPORTS_SECRET_KEY must be at least 32 characters in production "
+                "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
         settings = cls(
             database_url=reader.text("DATABASE_URL", cls.database_url),
             source_database_url=reader.optional("EXPORTS_SOURCE_DATABASE_URL"),
@@ -143,7 +209,8 @@ class Settings:
                 "EXPORTS_RETENTION_SECONDS", cls.retention_seconds, 60, 366 * 24 * 3600
             ),
             presign_seconds=reader.integer(
-                "EXPORTS_PRESIGN_SECONDS", cls.presign_seconds, 10, 3600
+                # At most 5 minutes: a leaked presigned URL is a bearer credential.
+                "EXPORTS_PRESIGN_SECONDS", cls.presign_seconds, 10, 300
             ),
             max_body_bytes=reader.integer(
                 "EXPORTS_MAX_BODY_BYTES", cls.max_body_bytes, 1024, 10**7
@@ -152,10 +219,52 @@ class Settings:
                 "EXPORTS_API_DB_WAIT_SECONDS", cls.api_db_wait_seconds, 0.1, 60
             ),
             metrics_port=reader.integer("EXPORTS_METRICS_PORT", cls.metrics_port, 0, 65535),
+            stall_seconds=reader.number(
+                "EXPORTS_POLLER_STALL_SECONDS", cls.stall_seconds, 0.5, 3600
+            ),
+            maintenance_interval=reader.number(
+                "EXPORTS_MAINTENANCE_INTERVAL", cls.maintenance_interval, 1, 86400
+            ),
+            outbox_retention_seconds=reader.integer(
+                "EXPORTS_OUTBOX_RETENTION_SECONDS",
+                cls.outbox_retention_seconds,
+                60,
+                10 * 366 * 24 * 3600,
+            ),
+            max_active_per_owner=reader.integer(
+                "EXPORTS_MAX_ACTIVE_PER_OWNER", cls.max_active_per_owner, 0, 100_000
+            ),
+            dedupe_seconds=reader.number(
+                "EXPORTS_DEDUPE_SECONDS", cls.dedupe_seconds, 0, 3600
+            ),
             log_level=reader.text("EXPORTS_LOG_LEVEL", cls.log_level).upper(),
+            log_format=reader.text("EXPORTS_LOG_FORMAT", cls.log_format).lower(),
+            sentry_release=reader.optional("SENTRY_RELEASE"),
+            sentry_environment=reader.optional("SENTRY_ENVIRONMENT"),
+            sns_topic_arns=reader.sns_topic_arns("EXPORTS_SNS_TOPIC_ARNS"),
+            sns_max_age_seconds=reader.integer(
+                "EXPORTS_SNS_MAX_AGE_SECONDS", cls.sns_max_age_seconds, 60, 24 * 3600
+            ),
+            sns_cert_host_pattern=reader.pattern(
+                "EXPORTS_SNS_CERT_HOST_PATTERN", cls.sns_cert_host_pattern
+            ),
+            sns_ca_bundle=reader.existing_file("EXPORTS_SNS_CA_BUNDLE"),
+            s3_sse=env.get("EXPORTS_S3_SSE", ""),
+            s3_kms_key_id=reader.optional("EXPORTS_S3_KMS_KEY_ID"),
         )
+        if settings.s3_sse not in _S3_SSE:
+            reader.errors.append("EXPORTS_S3_SSE must be empty, AES256 or aws:kms")
+        if settings.s3_kms_key_id and settings.s3_sse != "aws:kms":
+            reader.errors.append("EXPORTS_S3_KMS_KEY_ID needs EXPORTS_S3_SSE=aws:kms")
         if settings.log_level not in _LOG_LEVELS:
             reader.errors.append(f"EXPORTS_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
+        if settings.stall_seconds < 3 * settings.poll_interval:
+            reader.errors.append(
+                "EXPORTS_POLLER_STALL_SECONDS must be at least 3 x EXPORTS_POLL_INTERVAL "
+                "(a healthy claim loop comes round once per poll interval)"
+            )
+        if settings.log_format not in ("auto", "json", "text"):
+            reader.errors.append("EXPORTS_LOG_FORMAT must be auto, json or text")
         if reader.errors:
             raise ConfigError("invalid configuration:\n  " + "\n  ".join(reader.errors))
         return settings
@@ -206,4 +315,25 @@ class _Reader:
             return default
         if not low <= value <= high:
             self.errors.append(f"{name}={value} must be between {low} and {high}")
+        return value
+
+    def sns_topic_arns(self, name: str) -> tuple[str, ...]:
+        arns = tuple(a.strip() for a in (self.env.get(name) or "").split(",") if a.strip())
+        for arn in arns:
+            if not _SNS_TOPIC_ARN.match(arn):
+                self.errors.append(f"{name}: {arn!r} is not an SNS topic ARN")
+        return arns
+
+    def pattern(self, name: str, default: str) -> str:
+        value = self.text(name, default)
+        try:
+            re.compile(value)
+        except re.error as exc:
+            self.errors.append(f"{name}={value!r} is not a regular expression: {exc}")
+        return value
+
+    def existing_file(self, name: str) -> str | None:
+        value = self.optional(name)
+        if value is not None and not Path(value).is_file():
+            self.errors.append(f"{name}={value!r} is not a file")
         return value

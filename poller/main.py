@@ -9,10 +9,11 @@ import threading
 from types import FrameType
 
 import click
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY
 
 from app.db import open_pool
 from app.logs import configure_logging
+from app.metrics import queue_collector
 from app.monitoring import init_sentry
 from app.outbox import EXPORT_NOTIFY, EXPORT_RUN
 from app.services import Services
@@ -20,7 +21,11 @@ from app.settings import ConfigError, Settings
 from poller.backoff import Backoff
 from poller.handlers.export_notify import ExportNotify
 from poller.handlers.export_run import ExportRun
+from poller.health import HealthServer, check
 from poller.mail import mailer_from_url
+from poller.maintenance import Maintenance
+from poller.registry import WorkerRegistry
+from poller.scheduler import Scheduler
 from poller.worker import Poller
 
 log = logging.getLogger("poller")
@@ -55,6 +60,12 @@ def build_poller(settings: Settings) -> tuple[Poller, list]:
         poll_interval=settings.poll_interval,
         backoff=Backoff(settings.retry_base_seconds, settings.retry_cap_seconds),
     )
+    # Fires due schedules (exports.schedules) on its own thread while the poller runs.
+    poller.companions.append(
+        Scheduler(
+            services.pool, database_url=settings.database_url, max_attempts=settings.max_attempts
+        )
+    )
     return poller, [source_pool, services]
 
 
@@ -66,14 +77,22 @@ def build_poller(settings: Settings) -> tuple[Poller, list]:
     envvar="EXPORTS_SHUTDOWN_GRACE",
     help="Seconds in-flight work may take to finish after SIGTERM.",
 )
-def main(grace: float) -> None:
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Do not run: exit 0 if the poller on this host answers /healthz with 200 within "
+    "2 s (on EXPORTS_METRICS_PORT), else 1. For container health checks.",
+)
+def main(grace: float, check: bool) -> None:
     """Claim and run export work from the outbox until SIGTERM (twice: exit at once)."""
+    if check:
+        raise SystemExit(health_check())
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    configure_logging(settings.log_level)
-    init_sentry(settings)
+    configure_logging(settings.log_level, settings.log_format)
+    init_sentry(settings, process="poller")
     stopping = threading.Event()
     running: list[Poller] = []  # empty until the poller exists
 
@@ -92,16 +111,55 @@ def main(grace: float) -> None:
     signal.signal(signal.SIGINT, on_signal)
     poller, closables = build_poller(settings)
     running.append(poller)
+    # Queue depth and lag on the poller's /metrics too (one cached query per scrape).
+    REGISTRY.register(queue_collector(poller.pool))
     if settings.metrics_port:
         try:
-            start_http_server(settings.metrics_port)
+            HealthServer(
+                poller, port=settings.metrics_port, stall_seconds=settings.stall_seconds
+            ).start()
         except OSError as exc:  # metrics are worth a log line, not a poller that won't run
             log.error("metrics not served on port %s: %s", settings.metrics_port, exc)
+    registry, maintenance = start_housekeeping(settings, poller)
     poller.run(grace_seconds=grace)
+    maintenance.stop()
+    registry.stop()  # deregister: waits at most ~1 s
     for closable in closables:
         closable.close(timeout=0.5)
     logging.shutdown()
     # Work still running after the grace period was handed back, and its writes are
     # fenced; its threads may sit in a network call. Exit now instead of waiting for them:
-    # grace (25 s) + hand-back (2 s) + closing (1 s) stays under ECS's 30 s stopTimeout.
+    # grace (25 s) + hand-back (2 s) + deregistering (1 s) + closing (1 s) stays under
+    # ECS's 30 s stopTimeout.
     os._exit(0)
+
+
+def start_housekeeping(settings: Settings, poller: Poller) -> tuple[WorkerRegistry, Maintenance]:
+    """Register the poller in exports.workers (with heartbeats) and start maintenance."""
+    registry = WorkerRegistry(
+        poller.pool,
+        poller.name,
+        in_flight=lambda: poller.in_flight,
+        interval=settings.lease_seconds / 3,  # the cadence of the lease heartbeat
+    )
+    registry.start()
+    maintenance = Maintenance.from_settings(settings, poller.pool)
+    maintenance.start()
+    return registry, maintenance
+
+
+def health_check() -> int:
+    """`exports-poller --check`: 0 when the local poller is healthy, else 1 (and why)."""
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        return 1
+    if not settings.metrics_port:
+        click.echo("EXPORTS_METRICS_PORT is 0: the poller serves no /healthz", err=True)
+        return 1
+    problem = check(settings.metrics_port)
+    if problem:
+        click.echo(problem, err=True)
+        return 1
+    return 0

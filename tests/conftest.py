@@ -7,17 +7,19 @@ import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import create_app
+from app import clients, create_app
 from app.settings import PROJECT_ROOT, Settings
 from poller.main import build_poller
 from poller.worker import Poller
 
-pytest_plugins = ["tests.support.database", "tests.support.aws"]
+pytest_plugins = ["tests.support.database", "tests.support.aws", "tests.support.sns"]
 
 TEST_KINDS = Path(__file__).parent / "support" / "kinds"
 
@@ -48,21 +50,55 @@ def settings(database_url: str, tmp_path: Path, catalog_dir: Path) -> Settings:
         poll_interval=0.1,
         retry_base_seconds=0.05,
         retry_cap_seconds=0.2,
+        # Tests queue many identical exports for one owner in a row; the quota and the
+        # duplicate collapsing are switched on where they are tested (test_quotas.py).
+        max_active_per_owner=0,
+        dedupe_seconds=0,
     )
+
+
+class BearerClient(FlaskClient):
+    """A test client that sends the app's test API key (Authorization: Bearer) by default."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        key = self.application.config.get("TEST_API_KEY")
+        if key:
+            self.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+
+
+def api_key(database_url: str, name: str, tenant: str) -> str:
+    """A new API key for `tenant`, stored in the test database."""
+    with psycopg.connect(database_url) as conn:
+        return clients.create_client(conn, name, tenant)[1]
 
 
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Flask]:
-    """The API, built by the app factory exactly as in production."""
+    """The API, built by the app factory exactly as in production.
+
+    Its test clients (app.test_client(), `client`) authenticate as tenant "default".
+    """
     flask_app = create_app(settings)
+    flask_app.config["TEST_API_KEY"] = api_key(settings.database_url, "tests", "default")
+    flask_app.test_client_class = BearerClient
     yield flask_app
     flask_app.extensions["exports"].close()
 
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
-    """An HTTP client for the API."""
+    """An HTTP client for the API, authenticated as tenant "default"."""
     return app.test_client()
+
+
+@pytest.fixture
+def other_tenant_client(app: Flask, settings: Settings) -> FlaskClient:
+    """An HTTP client for the same API, authenticated as another tenant ("other")."""
+    other = app.test_client()
+    key = api_key(settings.database_url, "other-tests", "other")
+    other.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    return other
 
 
 @pytest.fixture

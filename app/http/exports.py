@@ -14,6 +14,8 @@ from app.http.tenancy import current_tenant
 from app.services import Services, current_services
 
 bp = Blueprint("exports", __name__, url_prefix="/v1")
+# A slot frees when an export ends, typically within seconds to minutes.
+QUOTA_RETRY_AFTER_SECONDS = 30
 
 
 @bp.post("/exports")
@@ -30,7 +32,19 @@ def create_export() -> Response:
                 export,
                 idempotency_key=key,
                 max_attempts=services.settings.max_attempts,
+                max_active=services.settings.max_active_per_owner,
+                dedupe_seconds=services.settings.dedupe_seconds,
             )
+    except jobs.QuotaExceeded as exc:
+        raise Problem(
+            429,
+            "too-many-exports",
+            "Too many exports",
+            f"Owner {export.owner_id!r} already has {exc.active} exports queued or running "
+            f"(the limit is {exc.limit}); retry when one has finished.",
+            headers={"Retry-After": str(QUOTA_RETRY_AFTER_SECONDS)},
+            limit=exc.limit,
+        ) from None
     except jobs.IdempotencyConflict as exc:
         raise Problem(
             409,

@@ -5,16 +5,39 @@
 -- name: insert_job
 -- A new export request. With an idempotency key, a repeat inserts nothing (see get_job_by_key).
 INSERT INTO exports.jobs
-    (tenant, owner_id, kind, params, format, notify_email, idempotency_key, request_fingerprint)
+    (tenant, owner_id, kind, params, format, notify_email, idempotency_key, request_fingerprint,
+     schedule_id)
 VALUES
     (%(tenant)s, %(owner_id)s, %(kind)s, %(params)s, %(format)s, %(notify_email)s,
-     %(idempotency_key)s, %(request_fingerprint)s)
+     %(idempotency_key)s, %(request_fingerprint)s, %(schedule_id)s)
 ON CONFLICT (tenant, owner_id, idempotency_key) DO NOTHING
 RETURNING *;
 
 -- name: get_job_by_key
 SELECT * FROM exports.jobs
 WHERE tenant = %(tenant)s AND owner_id = %(owner_id)s AND idempotency_key = %(idempotency_key)s;
+
+-- name: lock_owner_requests
+-- Serializes new requests of one tenant+owner until commit (quota count, dedupe check).
+-- A hash collision only makes two owners wait for each other briefly.
+SELECT pg_advisory_xact_lock(
+    hashtextextended('exports.request:' || %(tenant)s || ':' || %(owner_id)s, 0));
+
+-- name: count_active_jobs
+-- Uses the partial index jobs_active_per_owner.
+SELECT count(*) AS active FROM exports.jobs
+WHERE tenant = %(tenant)s AND owner_id = %(owner_id)s AND state IN ('queued', 'running');
+
+-- name: find_recent_twin
+-- The same request (fingerprint) by the same tenant+owner a few seconds ago that is still
+-- wanted: a cancelled or failed job is not reused (asking again is deliberate then).
+SELECT * FROM exports.jobs
+WHERE tenant = %(tenant)s AND owner_id = %(owner_id)s
+  AND request_fingerprint = %(request_fingerprint)s
+  AND created_at > now() - make_interval(secs => %(seconds)s)
+  AND state IN ('queued', 'running', 'succeeded')
+ORDER BY created_at DESC, id DESC
+LIMIT 1;
 
 -- name: get_job
 SELECT * FROM exports.jobs WHERE tenant = %(tenant)s AND id = %(id)s;
@@ -118,3 +141,27 @@ RETURNING id;
 
 -- name: record_email_failed
 UPDATE exports.jobs SET email_status = 'failed' WHERE id = %(id)s RETURNING id;
+
+-- name: expiring_jobs
+-- Maintenance: succeeded jobs whose retention is over, oldest first, after a keyset
+-- position (expires_at, id), so a job whose file cannot be deleted does not block the rest.
+SELECT * FROM exports.jobs
+WHERE state = 'succeeded' AND expires_at <= now()
+  AND (%(after_expires_at)s::timestamptz IS NULL
+       OR (expires_at, id) > (%(after_expires_at)s::timestamptz, %(after_id)s::uuid))
+ORDER BY expires_at, id
+LIMIT %(limit)s;
+
+-- name: lock_expiring_job
+-- The job, locked for expiring, if it is still a succeeded job past expires_at (a DBA may
+-- have extended it meanwhile; another maintenance run may hold it: SKIP LOCKED).
+SELECT * FROM exports.jobs
+WHERE id = %(id)s AND state = 'succeeded' AND expires_at <= now()
+FOR UPDATE SKIP LOCKED;
+
+-- name: expire_job
+-- The file is deleted: the job is expired and its links answer 410. Everything else
+-- (result, timestamps, email) stays for the record.
+UPDATE exports.jobs SET state = 'expired'
+WHERE id = %(id)s AND state = 'succeeded'
+RETURNING *;

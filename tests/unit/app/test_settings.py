@@ -73,11 +73,29 @@ EVERY_VARIABLE: list[tuple[str, str, str, Any]] = [
     ("EXPORTS_RETRY_BASE_SECONDS", "0.5", "retry_base_seconds", 0.5),
     ("EXPORTS_RETRY_CAP_SECONDS", "60", "retry_cap_seconds", 60.0),
     ("EXPORTS_RETENTION_SECONDS", "3600", "retention_seconds", 3600),
-    ("EXPORTS_PRESIGN_SECONDS", "600", "presign_seconds", 600),
+    ("EXPORTS_PRESIGN_SECONDS", "120", "presign_seconds", 120),
     ("EXPORTS_MAX_BODY_BYTES", "2048", "max_body_bytes", 2048),
     ("EXPORTS_API_DB_WAIT_SECONDS", "1.5", "api_db_wait_seconds", 1.5),
     ("EXPORTS_METRICS_PORT", "9200", "metrics_port", 9200),
+    ("EXPORTS_MAX_ACTIVE_PER_OWNER", "0", "max_active_per_owner", 0),
+    ("EXPORTS_DEDUPE_SECONDS", "2.5", "dedupe_seconds", 2.5),
+    ("EXPORTS_POLLER_STALL_SECONDS", "90", "stall_seconds", 90.0),
+    ("EXPORTS_MAINTENANCE_INTERVAL", "300", "maintenance_interval", 300.0),
+    ("EXPORTS_OUTBOX_RETENTION_SECONDS", "86400", "outbox_retention_seconds", 86400),
     ("EXPORTS_LOG_LEVEL", "debug", "log_level", "DEBUG"),
+    ("EXPORTS_LOG_FORMAT", "TEXT", "log_format", "text"),
+    ("SENTRY_RELEASE", "exports@abc123", "sentry_release", "exports@abc123"),
+    ("SENTRY_ENVIRONMENT", "staging", "sentry_environment", "staging"),
+    (
+        "EXPORTS_SNS_TOPIC_ARNS",
+        "arn:aws:sns:us-east-1:123456789012:a, arn:aws:sns:eu-west-1:123456789012:b",
+        "sns_topic_arns",
+        ("arn:aws:sns:us-east-1:123456789012:a", "arn:aws:sns:eu-west-1:123456789012:b"),
+    ),
+    ("EXPORTS_SNS_MAX_AGE_SECONDS", "600", "sns_max_age_seconds", 600),
+    ("EXPORTS_SNS_CERT_HOST_PATTERN", r"^sns\.test$", "sns_cert_host_pattern", r"^sns\.test$"),
+    ("EXPORTS_SNS_CA_BUNDLE", __file__, "sns_ca_bundle", __file__),
+    ("EXPORTS_S3_SSE", "AES256", "s3_sse", "AES256"),
 ]
 
 
@@ -92,13 +110,16 @@ def test_each_variable_sets_its_setting(
     default = getattr(Settings.from_env({}), attribute)
     assert default != expected, "pick a test value that differs from the default"
 
-    settings = Settings.from_env({variable: value})
+    # Outside development a secret key is required, so every case brings one along.
+    settings = Settings.from_env({"EXPORTS_SECRET_KEY": "k" * 40, variable: value})
 
     assert getattr(settings, attribute) == expected
 
 
 def test_every_setting_is_covered_by_the_variable_table() -> None:
     covered = {attribute for _, _, attribute, _ in EVERY_VARIABLE}
+    # Valid only together with EXPORTS_S3_SSE: test_kms_key_with_aws_kms_encryption_is_accepted.
+    covered.add("s3_kms_key_id")
 
     assert {f.name for f in dataclasses.fields(Settings)} == covered
 
@@ -155,7 +176,14 @@ def test_all_bad_variables_are_reported_in_one_error() -> None:
         ("EXPORTS_RETRY_BASE_SECONDS", "-1"),
         ("EXPORTS_RETRY_CAP_SECONDS", "inf"),
         ("EXPORTS_RETENTION_SECONDS", "59"),
-        ("EXPORTS_PRESIGN_SECONDS", "3601"),
+        ("EXPORTS_PRESIGN_SECONDS", "301"),  # presigned URLs live at most 5 minutes
+        ("EXPORTS_SNS_TOPIC_ARNS", "arn:aws:sqs:us-east-1:123456789012:queue"),
+        ("EXPORTS_SNS_TOPIC_ARNS", "my-topic"),
+        ("EXPORTS_SNS_MAX_AGE_SECONDS", "59"),
+        ("EXPORTS_SNS_CERT_HOST_PATTERN", "(unclosed"),
+        ("EXPORTS_SNS_CA_BUNDLE", "/no/such/ca.pem"),
+        ("EXPORTS_S3_SSE", "aws:kms:dsse"),
+        ("EXPORTS_S3_KMS_KEY_ID", "alias/exports"),  # without EXPORTS_S3_SSE=aws:kms
         ("EXPORTS_MAX_BODY_BYTES", "1k"),
         ("EXPORTS_STORAGE_URL", "/var/exports"),
         ("EXPORTS_MAIL_URL", "http://mail.example.com"),
@@ -163,6 +191,13 @@ def test_all_bad_variables_are_reported_in_one_error() -> None:
         ("EXPORTS_PUBLIC_URL", "ftp://exports.example.com"),
         ("EXPORTS_ENV", "prod"),
         ("EXPORTS_LOG_LEVEL", "verbose"),
+        ("EXPORTS_LOG_FORMAT", "xml"),
+        ("EXPORTS_MAX_ACTIVE_PER_OWNER", "-1"),
+        ("EXPORTS_DEDUPE_SECONDS", "3601"),
+        ("EXPORTS_POLLER_STALL_SECONDS", "0"),
+        ("EXPORTS_POLLER_STALL_SECONDS", "2"),  # under 3 x the 1 s default poll interval
+        ("EXPORTS_MAINTENANCE_INTERVAL", "0.5"),
+        ("EXPORTS_OUTBOX_RETENTION_SECONDS", "59"),
     ],
 )
 def test_a_bad_value_is_a_config_error_naming_the_variable(variable: str, value: str) -> None:
@@ -173,6 +208,17 @@ def test_a_bad_value_is_a_config_error_naming_the_variable(variable: str, value:
 def test_production_without_a_secret_key_is_an_error() -> None:
     with pytest.raises(ConfigError, match="EXPORTS_SECRET_KEY"):
         Settings.from_env({"EXPORTS_ENV": "production"})
+
+
+@pytest.mark.parametrize("deployment", ["production", "test"])
+def test_only_development_generates_a_secret_key(deployment: str) -> None:
+    with pytest.raises(ConfigError, match="EXPORTS_SECRET_KEY is required"):
+        Settings.from_env({"EXPORTS_ENV": deployment, "EXPORTS_SECRET_KEY": ""})
+
+
+def test_production_refuses_a_short_secret_key() -> None:
+    with pytest.raises(ConfigError, match="at least 32 characters"):
+        Settings.from_env({"EXPORTS_ENV": "production", "EXPORTS_SECRET_KEY": "secret"})
 
 
 def test_production_with_a_secret_key_is_accepted() -> None:
@@ -232,7 +278,21 @@ def test_to_env_round_trips_every_setting(tmp_path: Path) -> None:
         max_body_bytes=4096,
         api_db_wait_seconds=1.5,
         log_level="DEBUG",
+        log_format="text",
+        sentry_release="exports@abc123",
+        sentry_environment="staging",
         metrics_port=9200,
+        max_active_per_owner=2,
+        dedupe_seconds=0.0,
+        stall_seconds=20.0,
+        maintenance_interval=30.0,
+        outbox_retention_seconds=3600,
+        sns_topic_arns=("arn:aws:sns:us-east-1:123456789012:a", "arn:aws:sns:us-east-1:123456789012:b"),
+        sns_max_age_seconds=600,
+        sns_cert_host_pattern=r"^localhost:\d+$",
+        sns_ca_bundle=__file__,
+        s3_sse="aws:kms",
+        s3_kms_key_id="alias/exports",
     )
     defaults = Settings(secret_key=changed.secret_key)
     unchanged = [
@@ -243,3 +303,15 @@ def test_to_env_round_trips_every_setting(tmp_path: Path) -> None:
     assert unchanged == []
 
     assert Settings.from_env(changed.to_env()) == changed
+
+
+def test_kms_key_with_aws_kms_encryption_is_accepted() -> None:
+    settings = Settings.from_env({"EXPORTS_S3_SSE": "aws:kms", "EXPORTS_S3_KMS_KEY_ID": "k-1"})
+
+    assert (settings.s3_sse, settings.s3_kms_key_id) == ("aws:kms", "k-1")
+
+
+def test_presigned_urls_live_at_most_five_minutes() -> None:
+    assert Settings.from_env({"EXPORTS_PRESIGN_SECONDS": "300"}).presign_seconds == 300
+    with pytest.raises(ConfigError, match="EXPORTS_PRESIGN_SECONDS=301 must be between 10 and 300"):
+        Settings.from_env({"EXPORTS_PRESIGN_SECONDS": "301"})
