@@ -39,6 +39,10 @@ COMMENT ON COLUMN exports.workers.last_heartbeat_at IS
     'Last sign of life; a row not refreshed for several lease lengths is a dead poller.';
 COMMENT ON COLUMN exports.workers.in_flight IS
     'Messages the poller was working on at its last heartbeat.';
+
+-- Maintenance looks for succeeded jobs past expires_at on every run: an index of just
+-- those, instead of a scan of every job ever made.
+CREATE INDEX jobs_expiring ON exports.jobs (expires_at, id) WHERE state = 'succeeded';
 """
 
 # The DBA views and functions are kept as files people read (sql/views, sql/functions) and
@@ -76,6 +80,7 @@ DROP VIEW exports.stuck;
 """
     + STUCK_0003
     + r"""
+DROP INDEX exports.jobs_expiring;
 DROP TABLE exports.workers;
 """
 )
