@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg import Connection
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from app.db import QUERIES, fenced, fetch_all, fetch_one
@@ -110,13 +109,14 @@ def complete_and_claim(
             completing.execute(QUERIES["complete_messages"], fence_tokens(done))
         claiming = []
         for batch, topics in claims:
-            cur = conn.cursor(row_factory=dict_row)
+            # Plain tuples, not dict_row: claim_batch returns Message's fields in order.
+            cur = conn.cursor()
             params = {"lease_seconds": lease_seconds, "worker": worker}
             cur.execute(QUERIES["claim_batch"], {**params, "batch": batch, "topics": topics})
             claiming.append(cur)
         conn.commit()
     completed = {row[0] for row in completing.fetchall()} if done else set()
-    claimed = [Message(**row) for cur in claiming for row in cur.fetchall()]
+    claimed = [Message(*row) for cur in claiming for row in cur.fetchall()]
     return completed, claimed
 
 

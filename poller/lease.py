@@ -33,7 +33,7 @@ class Flag:
         return self._set
 
 
-@dataclass
+@dataclass(slots=True)  # one per claimed message: thousands a second
 class Lease:
     """`lost` is set when a heartbeat finds the message re-claimed, or at shutdown."""
 

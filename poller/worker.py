@@ -1,19 +1,21 @@
 """The poller loop: wait for work (LISTEN + fallback poll), claim a batch, run it on threads.
 
-One Poller per process. Threads: the main loop (claims), a listener (LISTEN), a heartbeat
-(extends every in-flight lease in one UPDATE) and a pool of handler threads.
+One Poller per process. Threads: the main loop (claims, on a connection of its own), a
+listener (LISTEN), a heartbeat (extends every in-flight lease in one UPDATE) and `threads`
+handler threads fed from one queue.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import secrets
 import socket
 import threading
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 
 import psycopg
 import psycopg_pool
@@ -37,6 +39,7 @@ HAND_BACK_SECONDS = 2.0
 # How long a claim waits for a connection: the claim loop must notice stop() promptly
 # even while the database is away.
 CLAIM_WAIT_SECONDS = 2.0
+CLAIM_APPLICATION_NAME = "exports-poller-claim"
 # Prefetch: a topic whose handler usually finishes within FAST_SECONDS is "fast"; the
 # poller then holds up to `batch` of its messages beyond one per thread (claimed in the
 # same transaction), so one claim feeds the threads for a while. Slower topics are only
@@ -92,7 +95,13 @@ class Poller:
         self._drained = threading.Event()  # in-flight work is over: the heartbeat may end
         self._grace_seconds = 25.0
         self._stop_deadline: float | None = None  # grace ends here, counted from stop()
-        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="handler")
+        # Claimed leases wait here for a handler thread (None: that thread ends). Cheaper per
+        # message than a ThreadPoolExecutor (no Future, work item or done callback each).
+        self._queue: queue.SimpleQueue[Lease | None] = queue.SimpleQueue()
+        self._workers: list[threading.Thread] = []
+        # The claim loop's own connection: no pool check (a round trip) on every cycle.
+        # Only the claim loop's thread uses it; replaced after any error.
+        self._claim_conn: psycopg.Connection | None = None
         self.companions: list = []  # start() and stop() with run(): the scheduler
         # Finished messages the poller completes (Settled.BY_POLLER), in one fenced UPDATE
         # shared with the next claim's transaction.
@@ -112,11 +121,17 @@ class Poller:
         ]
         for thread in helpers:
             thread.start()
+        self._workers = [
+            threading.Thread(target=self._work, name=f"handler-{i}") for i in range(self.threads)
+        ]
+        for worker in self._workers:
+            worker.start()
         for companion in self.companions:
             companion.start()
         try:
             self._claim_loop()
         finally:
+            self._close_claim_connection()
             for companion in self.companions:
                 companion.stop()
             self._drain()
@@ -176,8 +191,8 @@ class Poller:
                 if self._stopping.is_set():  # stop() came while we were claiming
                     self.hand_back([Lease(message) for message in claimed])
                     break
-                for message in claimed:
-                    self._start(message)
+                if claimed:
+                    self._start(claimed)
             if claimed and len(claimed) == free + prefetch:
                 continue  # the queue may hold more: claim again without waiting
             self._wake.wait(self.poll_interval)
@@ -201,16 +216,54 @@ class Poller:
             claims.append((batch, None))
         if prefetch > 0 and fast_topics:
             claims.append((prefetch, list(fast_topics)))
-        with self.pool.connection(timeout=CLAIM_WAIT_SECONDS) as conn:
+        done = [lease.message for lease in complete]
+        fresh = self._claim_conn is None
+        conn = self._claim_connection()
+        try:
             completed, claimed = outbox.complete_and_claim(
-                conn,
-                [lease.message for lease in complete],
-                claims,
-                lease_seconds=self.lease_seconds,
-                worker=self.name,
+                conn, done, claims, lease_seconds=self.lease_seconds, worker=self.name
             )
+        except psycopg.OperationalError:
+            self._close_claim_connection()
+            if fresh:
+                raise
+            # A connection that worked last cycle broke meanwhile (server restart, killed
+            # backend): what the pool's check used to catch. Once more on a new one; if the
+            # first try did commit, its completions match nothing now (reported as lost)
+            # and its claims lapse, as after any lost connection.
+            conn = self._claim_connection()
+            try:
+                completed, claimed = outbox.complete_and_claim(
+                    conn, done, claims, lease_seconds=self.lease_seconds, worker=self.name
+                )
+            except psycopg.Error:
+                self._close_claim_connection()
+                raise
+        except psycopg.Error:
+            self._close_claim_connection()  # whatever state it was left in: start afresh
+            raise
         self._completed(complete, completed)
         return claimed
+
+    def _claim_connection(self) -> psycopg.Connection:
+        """The claim loop's connection, (re)connected within CLAIM_WAIT_SECONDS if needed."""
+        conn = self._claim_conn
+        if conn is None or conn.closed:
+            conn = psycopg.connect(
+                self.database_url,
+                connect_timeout=max(2, round(CLAIM_WAIT_SECONDS)),  # libpq's minimum is 2
+                application_name=CLAIM_APPLICATION_NAME,
+            )
+            self._claim_conn = conn
+        return conn
+
+    def _close_claim_connection(self) -> None:
+        conn, self._claim_conn = self._claim_conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # closing a broken connection: nothing left to save
+                log.debug("closing the claim connection failed", exc_info=True)
 
     def fast_topics(self) -> list[str]:
         """Topics whose handler typically finishes within FAST_SECONDS (worth prefetching)."""
@@ -242,17 +295,20 @@ class Poller:
 
     def _completed(self, done: Sequence[Lease], completed: set[int]) -> None:
         """Count what a committed batch completion did; the rest had lost their lease."""
+        counts: Counter[tuple[str, str]] = Counter()
         for lease in done:
             message = lease.message
             if message.id in completed:
-                metrics.MESSAGES.labels(message.topic, "done").inc()
+                counts[message.topic, "done"] += 1
             else:
-                metrics.MESSAGES.labels(message.topic, "dropped").inc()
+                counts[message.topic, "dropped"] += 1
                 metrics.LEASES_LOST.inc()
                 log.warning(
                     "completion not recorded: lease already lost (the message runs again)",
                     extra={"message_id": message.id},
                 )
+        for (topic, outcome), count in counts.items():  # one metric update per topic
+            metrics.MESSAGES.labels(topic, outcome).inc(count)
 
     def flush_completions(self, timeout: float = CLAIM_WAIT_SECONDS) -> None:
         """Complete the messages waiting for it now (outside the claim loop: draining)."""
@@ -269,14 +325,27 @@ class Poller:
             return
         self._completed(done, completed)
 
-    def _start(self, message: Message) -> None:
-        lease = Lease(message)
+    def _start(self, claimed: Iterable[Message]) -> None:
+        """Hold the claimed messages and queue them for the handler threads."""
+        started = time.monotonic()
+        leases = [Lease(message, started=started) for message in claimed]
         with self._lock:
-            self._in_flight[message.id] = lease
-        metrics.IN_FLIGHT.inc()
-        metrics.MESSAGES_CLAIMED.labels(message.topic).inc()
-        future = self._executor.submit(self.run_message, lease)
-        future.add_done_callback(lambda _: self._finished(message.id))
+            for lease in leases:
+                self._in_flight[lease.message.id] = lease
+        metrics.IN_FLIGHT.inc(len(leases))
+        for topic, count in Counter(lease.message.topic for lease in leases).items():
+            metrics.MESSAGES_CLAIMED.labels(topic).inc(count)
+        put = self._queue.put
+        for lease in leases:
+            put(lease)
+
+    def _work(self) -> None:
+        """A handler thread: run queued messages until a None comes (the poller stopped)."""
+        while (lease := self._queue.get()) is not None:
+            try:
+                self.run_message(lease)
+            finally:
+                self._finished(lease.message.id)
 
     def _finished(self, message_id: int) -> None:
         with self._lock:
@@ -464,7 +533,9 @@ class Poller:
         self._drained.set()
         if leftover:
             self.hand_back(leftover)
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        # Queued leases left are lost (handed back): their threads skip them, then end.
+        for _ in self._workers:
+            self._queue.put(None)
 
     def hand_back(self, leases: list[Lease]) -> None:
         """Make unfinished messages visible to other pollers now (not a failed attempt).

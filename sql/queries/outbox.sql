@@ -14,6 +14,7 @@ RETURNING id;
 -- A message that is claimable while still leased_by someone was not handed back: that
 -- poller's lease ran out (killed, crashed, cut off), and the history records it.
 -- `topics` NULL: any topic; else only those (the poller prefetches fast topics only).
+-- The columns are app.outbox.Message's fields, in order (rows become Message(*row)).
 WITH next AS MATERIALIZED (
     SELECT id, visible_at FROM exports.outbox
     WHERE done_at IS NULL AND dead_at IS NULL AND visible_at <= now()
