@@ -16,6 +16,7 @@ so tests never wait; the poller passes the database's clock.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -115,6 +116,17 @@ class Timing:
             candidate = following
         return candidate
 
+    def due_slot(self, now: dt.datetime, *, floor: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        """(the slot to fire at `now` for a schedule due since `floor`, the next slot after `now`).
+
+        The usual case, fired on time, costs one slot computation: when no slot lies in
+        (floor, now], floor is the slot and the one after it is the next run.
+        """
+        following = self.next_after(floor)
+        if following > _utc(now):
+            return _utc(floor), following
+        return self.latest_at_or_before(now, floor=floor), self.next_after(now)
+
     def _forward(self, after: dt.datetime, count: int) -> list[dt.datetime]:
         after = _utc(after)
         slots: list[dt.datetime] = []
@@ -165,6 +177,12 @@ def timezone_problem(name: Any) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
+def timing_of(cron: str, timezone: str) -> Timing:
+    """Timing(cron, timezone), validated once per distinct pair (firing reads it per slot)."""
+    return Timing(cron, timezone)
+
+
 def _utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         raise ValueError("times must be timezone-aware")
@@ -204,7 +222,7 @@ class Schedule:
     @property
     def timing(self) -> Timing:
         """The schedule's cron expression and time zone."""
-        return Timing(self.cron, self.timezone)
+        return timing_of(self.cron, self.timezone)
 
     @property
     def export(self) -> ExportRequest:
@@ -373,30 +391,31 @@ def delete_schedule(conn: Connection, tenant: str, schedule_id: uuid.UUID) -> No
 def fire_due_schedules(
     conn: Connection, now: dt.datetime, limit: int, *, max_attempts: int
 ) -> list[Fired]:
-    """Queue one export per due schedule and move each to its first slot after `now`.
+    """Queue one export per due schedule (at most `limit`) and move each to its first slot
+    after `now`.
 
     In the caller's transaction: due rows are claimed FOR UPDATE SKIP LOCKED (any number
     of pollers may call this at once), and each job, its export.run message and the
     schedule's new next_run_at commit together. The per-slot idempotency key makes "one
     job per slot" hold in the database too. Several missed slots fire once, for the latest.
+    Keep `limit` small (the scheduler uses tens): the jobs become visible at commit.
     """
     fired: list[Fired] = []
     for row in fetch_all(conn, "claim_due_schedules", now=now, limit=limit):
         schedule = Schedule.from_row(row)
-        timing = schedule.timing
         assert schedule.next_run_at is not None, "only enabled schedules are due"
-        slot = timing.latest_at_or_before(now, floor=schedule.next_run_at)
+        slot, next_run_at = schedule.timing.due_slot(now, floor=schedule.next_run_at)
         job_id = _queue_slot(conn, schedule, slot, max_attempts=max_attempts)
-        next_run_at = timing.next_after(now)
-        fetch_one(
-            conn,
-            "advance_schedule",
-            id=schedule.id,
-            next_run_at=next_run_at,
-            last_run_at=slot,
-            last_job_id=job_id,
-        )
         fired.append(Fired(schedule.id, slot, job_id, next_run_at))
+    if fired:  # one statement for the whole batch (and one NOTIFY from its trigger)
+        fetch_all(
+            conn,
+            "advance_schedules",
+            ids=[f.schedule_id for f in fired],
+            next_run_ats=[f.next_run_at for f in fired],
+            last_run_ats=[f.slot for f in fired],
+            last_job_ids=[f.job_id for f in fired],
+        )
     return fired
 
 

@@ -55,11 +55,15 @@ ORDER BY next_run_at, id
 LIMIT %(limit)s
 FOR UPDATE SKIP LOCKED;
 
--- name: advance_schedule
-UPDATE exports.schedules
-SET next_run_at = %(next_run_at)s, last_run_at = %(last_run_at)s, last_job_id = %(last_job_id)s
-WHERE id = %(id)s
-RETURNING id;
+-- name: advance_schedules
+-- The schedules of one firing batch (claimed above, in this transaction), in one statement:
+-- ids[i] moves to next_run_ats[i] and records its slot and job.
+UPDATE exports.schedules AS s
+SET next_run_at = f.next_run_at, last_run_at = f.last_run_at, last_job_id = f.last_job_id
+FROM unnest(%(ids)s::uuid[], %(next_run_ats)s::timestamptz[], %(last_run_ats)s::timestamptz[],
+            %(last_job_ids)s::uuid[]) AS f(id, next_run_at, last_run_at, last_job_id)
+WHERE s.id = f.id
+RETURNING s.id;
 
 -- name: next_due_schedule
 -- The scheduler's plan: the database's clock, and when the next schedule is due.

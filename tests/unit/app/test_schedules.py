@@ -171,6 +171,29 @@ def test_catch_up_over_months_for_a_monthly_schedule() -> None:
     assert timing.latest_at_or_before(utc(2024, 9, 20), floor=utc(2024, 2, 1)) == utc(2024, 9, 1)
 
 
+@pytest.mark.parametrize(
+    ("cron", "zone", "floor", "now"),
+    [
+        ("0 8 * * *", BERLIN, utc(2024, 6, 1, 6), utc(2024, 6, 1, 6)),  # on time
+        ("0 8 * * *", BERLIN, utc(2024, 6, 1, 6), utc(2024, 6, 5, 12)),  # missed slots
+        ("0 * * * *", BERLIN, utc(2024, 10, 27, 0), utc(2024, 10, 27, 0, 30)),  # both 02:00
+        ("0 * * * *", BERLIN, utc(2024, 10, 27, 1), utc(2024, 10, 27, 1, 0, 1)),
+        ("30 2 * * *", BERLIN, utc(2024, 10, 27, 0, 30), utc(2024, 10, 27, 1, 45)),  # fall back
+        ("30 2 * * *", BERLIN, utc(2024, 3, 31, 1), utc(2024, 3, 31, 1, 0, 5)),  # spring fwd
+        ("0 0 1 1 *", "UTC", utc(2024, 6, 1, 12, 0, 0, 123000), utc(2024, 6, 1, 12, 0, 1)),
+    ],
+)
+def test_due_slot_is_the_latest_missed_slot_and_the_first_after_now(
+    cron: str, zone: str, floor: dt.datetime, now: dt.datetime
+) -> None:
+    timing = Timing(cron, zone)
+
+    assert timing.due_slot(now, floor=floor) == (
+        timing.latest_at_or_before(now, floor=floor),
+        timing.next_after(now),
+    )
+
+
 # --- validation --------------------------------------------------------------------------
 
 
