@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
 import uuid
 from dataclasses import dataclass, fields
 from typing import Any
@@ -90,6 +92,43 @@ def authenticate(conn: Connection, key: str) -> ApiClient | None:
         return None
     fetch_one(conn, "touch_api_client", id=row["id"])
     return ApiClient.from_row(row)
+
+
+class KeyCache:
+    """Keys verified in the last `seconds`, by sha256: the API checks those without a query.
+
+    A cached key skips the database, so revoking it takes effect in this process only when
+    its entry expires: at most `seconds` after the revocation. Only valid keys are cached
+    (a wrong key always costs a lookup), at most `max_entries` of them; when full, the
+    expired ones are dropped, and if none were, everything is.
+    """
+
+    def __init__(self, seconds: float, *, max_entries: int = 10_000) -> None:
+        self.seconds = seconds
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, ApiClient]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> ApiClient | None:
+        """The client `key` was verified for less than `seconds` ago, else None."""
+        if self.seconds <= 0:
+            return None
+        entry = self._entries.get(hash_key(key))
+        if entry is None or entry[0] <= time.monotonic():
+            return None
+        return entry[1]
+
+    def put(self, key: str, client: ApiClient) -> None:
+        """Remember that `key` is `client`'s live key, for `seconds` from now."""
+        if self.seconds <= 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries = {h: e for h, e in self._entries.items() if e[0] > now}
+                if len(self._entries) >= self.max_entries:
+                    self._entries = {}
+            self._entries[hash_key(key)] = (now + self.seconds, client)
 
 
 def revoke(conn: Connection, key_prefix: str) -> ApiClient:

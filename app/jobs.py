@@ -20,10 +20,11 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from psycopg import Connection
+from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from app import outbox
-from app.db import fenced, fetch_all, fetch_one
+from app.db import QUERIES, fenced, fetch_all, fetch_one
 from app.outbox import Message
 from app.storage import Storage
 
@@ -151,40 +152,24 @@ def request_export(
     """
     fingerprint = request.fingerprint()
     if max_active or (dedupe_seconds and idempotency_key is None):
-        # One request per tenant+owner at a time until commit, so two concurrent requests
-        # cannot both see a free slot (or both miss the twin the other is creating).
-        fetch_one(conn, "lock_owner_requests", tenant=tenant, owner_id=request.owner_id)
-        if idempotency_key is not None:
-            existing = fetch_one(
-                conn,
-                "get_job_by_key",
-                tenant=tenant,
-                owner_id=request.owner_id,
-                idempotency_key=idempotency_key,
-            )
-            if existing is not None:  # a replay is never refused for the quota
-                return _replayed(Job.from_row(existing), fingerprint), False
-        elif dedupe_seconds:
-            twin = fetch_one(
-                conn,
-                "find_recent_twin",
-                tenant=tenant,
-                owner_id=request.owner_id,
-                request_fingerprint=fingerprint,
-                seconds=dedupe_seconds,
-            )
-            if twin is not None:
-                return Job.from_row(twin), False
-        if max_active:
-            counted = fetch_one(
-                conn, "count_active_jobs", tenant=tenant, owner_id=request.owner_id
-            )
-            assert counted is not None
-            if counted["active"] >= max_active:
-                raise QuotaExceeded(counted["active"], max_active)
+        earlier, active = _check_owner_requests(
+            conn,
+            tenant,
+            request.owner_id,
+            fingerprint,
+            idempotency_key=idempotency_key,
+            count_active=bool(max_active),
+            dedupe_seconds=dedupe_seconds,
+        )
+        if earlier is not None:
+            if idempotency_key is not None:  # a replay is never refused for the quota
+                return _replayed(Job.from_row(earlier), fingerprint), False
+            return Job.from_row(earlier), False  # the recent twin
+        if max_active and active >= max_active:
+            raise QuotaExceeded(active, max_active)
     row = fetch_one(
         conn,
-        "insert_job",
+        "insert_job_with_message",
         tenant=tenant,
         owner_id=request.owner_id,
         kind=request.kind,
@@ -194,6 +179,9 @@ def request_export(
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint,
         schedule_id=schedule_id,
+        topic=outbox.EXPORT_RUN,
+        payload=Jsonb({}),
+        max_attempts=max_attempts,
     )
     if row is None:  # the key was taken (possibly by a concurrent twin of this request)
         existing = fetch_one(
@@ -205,9 +193,49 @@ def request_export(
         )
         assert existing is not None, "ON CONFLICT skipped the insert, so the row exists"
         return _replayed(Job.from_row(existing), fingerprint), False
-    job = Job.from_row(row)
-    outbox.add_message(conn, outbox.EXPORT_RUN, job.id, max_attempts=max_attempts)
-    return job, True
+    return Job.from_row(row), True
+
+
+def _check_owner_requests(
+    conn: Connection,
+    tenant: str,
+    owner_id: str,
+    fingerprint: str,
+    *,
+    idempotency_key: str | None,
+    count_active: bool,
+    dedupe_seconds: float,
+) -> tuple[dict[str, Any] | None, int]:
+    """Lock the owner's requests until commit, then (earlier job, active jobs count).
+
+    The earlier job is the one the idempotency key names, else (with dedupe) a recent
+    twin. One round trip: the statements are pipelined. Each runs after the lock is
+    granted, with its own snapshot (READ COMMITTED), so it sees what the previous holder
+    of the lock committed: two concurrent requests cannot both see a free slot (or both
+    miss the twin the other is creating). A hash collision of the lock only makes two
+    owners wait for each other briefly.
+    """
+    owner = {"tenant": tenant, "owner_id": owner_id}
+    looking = counting = None
+    with conn.pipeline():
+        conn.execute(QUERIES["lock_owner_requests"], owner)
+        if idempotency_key is not None:
+            looking = conn.cursor(row_factory=dict_row)
+            looking.execute(
+                QUERIES["get_job_by_key"], {**owner, "idempotency_key": idempotency_key}
+            )
+        elif dedupe_seconds:
+            looking = conn.cursor(row_factory=dict_row)
+            looking.execute(
+                QUERIES["find_recent_twin"],
+                {**owner, "request_fingerprint": fingerprint, "seconds": dedupe_seconds},
+            )
+        if count_active:
+            counting = conn.cursor(row_factory=dict_row)
+            counting.execute(QUERIES["count_active_jobs"], owner)
+    earlier = looking.fetchone() if looking is not None else None
+    counted = counting.fetchone() if counting is not None else None
+    return earlier, counted["active"] if counted is not None else 0
 
 
 def _replayed(job: Job, fingerprint: str) -> Job:

@@ -50,6 +50,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "presign_seconds": "EXPORTS_PRESIGN_SECONDS",
     "max_body_bytes": "EXPORTS_MAX_BODY_BYTES",
     "api_db_wait_seconds": "EXPORTS_API_DB_WAIT_SECONDS",
+    "api_key_cache_seconds": "EXPORTS_API_KEY_CACHE_SECONDS",
     "log_level": "EXPORTS_LOG_LEVEL",
     "log_format": "EXPORTS_LOG_FORMAT",
     "sentry_release": "SENTRY_RELEASE",
@@ -109,6 +110,9 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     # How long an API request waits for a database connection before answering 503.
     api_db_wait_seconds: float = 5.0
+    # An API worker trusts a key it verified for this long without asking the database again,
+    # so a revoked key may still work for up to this long in a worker that saw it (0: off).
+    api_key_cache_seconds: float = 5.0
     log_level: str = "INFO"
     # json, text, or auto (text when stdout is a terminal).
     log_format: str = "auto"
@@ -217,6 +221,9 @@ class Settings:
             ),
             api_db_wait_seconds=reader.number(
                 "EXPORTS_API_DB_WAIT_SECONDS", cls.api_db_wait_seconds, 0.1, 60
+            ),
+            api_key_cache_seconds=reader.number(
+                "EXPORTS_API_KEY_CACHE_SECONDS", cls.api_key_cache_seconds, 0, 60
             ),
             metrics_port=reader.integer("EXPORTS_METRICS_PORT", cls.metrics_port, 0, 65535),
             stall_seconds=reader.number(

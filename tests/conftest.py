@@ -54,6 +54,9 @@ def settings(database_url: str, tmp_path: Path, catalog_dir: Path) -> Settings:
         # duplicate collapsing are switched on where they are tested (test_quotas.py).
         max_active_per_owner=0,
         dedupe_seconds=0,
+        # Every request checks its key in the database, so a revocation shows at once; the
+        # cache is tested in test_auth.py.
+        api_key_cache_seconds=0,
     )
 
 

@@ -5,11 +5,15 @@ Fail closed: a hook on the whole app guards every path under /v1/, so a route ad
 description (the openapi blueprint: the document and its docs page) and SES events posted
 by SNS (ses_events, which cannot send a key and checks the SNS message signature instead).
 /d/<token> links, /healthz, /readyz and /metrics are outside /v1 and need no key.
+
+Each worker process remembers the keys it verified for EXPORTS_API_KEY_CACHE_SECONDS
+(default 5), so most requests cost no query for their key: a revoked key keeps working in
+a worker that verified it for at most that long (clients.KeyCache).
 """
 
 from __future__ import annotations
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 
 from app import clients
 from app.http.problems import Problem
@@ -18,11 +22,16 @@ from app.services import current_services
 PROTECTED_PREFIX = "/v1/"
 PUBLIC_BLUEPRINTS = frozenset({"openapi", "ses_events"})
 REALM = 'Bearer realm="exports"'
+# app.extensions entry holding the process's clients.KeyCache.
+KEY_CACHE = "exports.api_key_cache"
 
 
 def protect(app: Flask) -> None:
     """Require a valid API key on /v1 requests; the key's tenant goes into flask.g.tenant."""
     app.before_request(require_api_key)
+    app.extensions[KEY_CACHE] = clients.KeyCache(
+        app.extensions["exports"].settings.api_key_cache_seconds
+    )
 
 
 def require_api_key() -> None:
@@ -37,8 +46,13 @@ def require_api_key() -> None:
     key = key.strip()
     if scheme.lower() != "bearer" or not key:
         raise _unauthorized("Send an API key as 'Authorization: Bearer <key>'.", challenge=REALM)
-    with current_services().pool.connection() as conn:
-        client = clients.authenticate(conn, key)
+    cache: clients.KeyCache = current_app.extensions[KEY_CACHE]
+    client = cache.get(key)
+    if client is None:
+        with current_services().pool.connection() as conn:
+            client = clients.authenticate(conn, key)
+        if client is not None:
+            cache.put(key, client)
     if client is None:
         raise _unauthorized(
             "The API key is not valid: unknown, revoked or mistyped.",

@@ -2,16 +2,29 @@
 -- Writes made by a poller are fenced on jobs.attempts (the export.run attempt that owns the
 -- job): a poller whose lease lapsed updates zero rows and must drop its work.
 
--- name: insert_job
--- A new export request. With an idempotency key, a repeat inserts nothing (see get_job_by_key).
-INSERT INTO exports.jobs
-    (tenant, owner_id, kind, params, format, notify_email, idempotency_key, request_fingerprint,
-     schedule_id)
-VALUES
-    (%(tenant)s, %(owner_id)s, %(kind)s, %(params)s, %(format)s, %(notify_email)s,
-     %(idempotency_key)s, %(request_fingerprint)s, %(schedule_id)s)
-ON CONFLICT (tenant, owner_id, idempotency_key) DO NOTHING
-RETURNING *;
+-- name: insert_job_with_message
+-- A new export request: the job and its export.run outbox message in one statement (one
+-- round trip instead of two; the enqueue path is bound by round trips and the commit).
+-- With an idempotency key, a repeat inserts nothing, neither job nor message, and returns
+-- no row (see get_job_by_key). The outbox row's shape is repeated from
+-- outbox.sql insert_message, which stays the one way for every other caller to queue a
+-- message: a data-modifying CTE cannot call it. Keep the two in step. The outbox's
+-- statement-level NOTIFY trigger fires even when the message insert adds no row (a replay):
+-- an idle poller then polls once and finds nothing.
+WITH job AS (
+    INSERT INTO exports.jobs
+        (tenant, owner_id, kind, params, format, notify_email, idempotency_key,
+         request_fingerprint, schedule_id)
+    VALUES
+        (%(tenant)s, %(owner_id)s, %(kind)s, %(params)s, %(format)s, %(notify_email)s,
+         %(idempotency_key)s, %(request_fingerprint)s, %(schedule_id)s)
+    ON CONFLICT (tenant, owner_id, idempotency_key) DO NOTHING
+    RETURNING *),
+message AS (
+    INSERT INTO exports.outbox (topic, job_id, payload, max_attempts)
+    SELECT %(topic)s, job.id, %(payload)s, %(max_attempts)s FROM job
+    RETURNING id)
+SELECT job.* FROM job;
 
 -- name: get_job_by_key
 SELECT * FROM exports.jobs

@@ -47,7 +47,7 @@ def query_names_used_in_code() -> dict[str, list[str]]:
 def test_code_runs_named_queries() -> None:
     used = query_names_used_in_code()
 
-    assert {"claim_batch", "insert_job", "complete_message"} <= set(used)
+    assert {"claim_batch", "insert_job_with_message", "complete_message"} <= set(used)
 
 
 def test_every_query_the_code_runs_exists() -> None:

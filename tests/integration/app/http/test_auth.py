@@ -13,8 +13,9 @@ from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
 from app import clients
-from app.http.auth import PUBLIC_BLUEPRINTS
+from app.http.auth import KEY_CACHE, PUBLIC_BLUEPRINTS
 from tests.support.exports import job_row, submit
+from tests.support.waiting import wait_until
 
 SCHEDULE = {"owner_id": "user-1", "kind": "demo_orders", "cron": "0 6 * * *", "timezone": "UTC"}
 
@@ -120,6 +121,38 @@ def test_a_revoked_key_is_401_from_then_on(
 
     assert_unauthorized(client.get("/v1/exports"), invalid_token=True)
     assert_unauthorized(client.post("/v1/exports", json={}), invalid_token=True)
+
+
+def test_a_verified_key_is_trusted_for_the_cache_window(
+    app: Flask, client: FlaskClient, db: psycopg.Connection
+) -> None:
+    app.extensions[KEY_CACHE].seconds = 60  # the tests' settings switch the cache off
+    assert client.get("/v1/exports").status_code == 200
+    prefix = app.config["TEST_API_KEY"].split("_")[1]
+
+    clients.revoke(db, prefix)
+
+    # The documented window: this worker verified the key and does not ask again yet.
+    assert client.get("/v1/exports").status_code == 200
+    # A key it has not verified is looked up, and wrong keys are never cached.
+    unknown = {"Authorization": "Bearer exp_0123456789ab_" + "x" * 43}
+    assert_unauthorized(client.get("/v1/exports", headers=unknown), invalid_token=True)
+
+
+def test_a_revoked_key_is_401_once_the_cache_window_is_over(
+    app: Flask, client: FlaskClient, db: psycopg.Connection
+) -> None:
+    app.extensions[KEY_CACHE].seconds = 0.3
+    assert client.get("/v1/exports").status_code == 200
+    prefix = app.config["TEST_API_KEY"].split("_")[1]
+
+    clients.revoke(db, prefix)
+
+    wait_until(
+        lambda: client.get("/v1/exports").status_code == 401,
+        timeout=5,
+        what="the revoked key refused after the cache window",
+    )
 
 
 def test_public_endpoints_need_no_key(app: Flask) -> None:
