@@ -105,10 +105,16 @@ class ExportRun:
             cur.execute("SET TRANSACTION READ ONLY")
             cur.execute(f"SET LOCAL statement_timeout = {int(deadline_seconds * 1000)}")
             try:
-                with cur.copy(kind.copy_statement(), kind.bind(job.owner_id, job.params)) as copy:
-                    export = ExportFile(
-                        copy, gzip=job.format.endswith(".gz"), on_progress=on_progress
-                    )
+                with (
+                    cur.copy(kind.copy_statement(), kind.bind(job.owner_id, job.params)) as copy,
+                    # Closed (its compression thread stopped) before the COPY ends, either way.
+                    ExportFile(
+                        copy,
+                        gzip=job.format.endswith(".gz"),
+                        on_progress=on_progress,
+                        record_per_chunk=True,
+                    ) as export,
+                ):
                     self.services.storage.upload(key, export, FORMATS[job.format])
             except psycopg.errors.QueryCanceled as exc:
                 # Running it again would take as long again: fail with a clear reason.

@@ -7,10 +7,12 @@ import gzip
 import hashlib
 import io
 import random
+import threading
 from collections.abc import Iterable, Iterator
 
 import pytest
 
+from poller import export_file
 from poller.export_file import ExportFile
 
 HEADER = b"order_id,placed_at,note\n"
@@ -238,3 +240,105 @@ def test_no_output_at_all_has_zero_rows() -> None:
     assert read_all(stream) == b""
     assert stream.rows == 0
     assert calls == [(0, 0)]
+
+
+def records(data: bytes) -> list[bytes]:
+    """`data` cut at record ends, the way PostgreSQL sends COPY output: one record each."""
+    pieces, start, in_quotes = [], 0, False
+    for i, byte in enumerate(data):
+        if byte == ord('"'):
+            in_quotes = not in_quotes
+        elif byte == ord("\n") and not in_quotes:
+            pieces.append(data[start : i + 1])
+            start = i + 1
+    return pieces
+
+
+@pytest.mark.parametrize("use_gzip", [False, True], ids=["csv", "gzip"])
+def test_record_per_chunk_counts_chunks_as_records(use_gzip: bool) -> None:
+    chunks = records(TRICKY_CSV)
+    assert b"".join(chunks) == TRICKY_CSV
+    stream = ExportFile(chunks, gzip=use_gzip, on_progress=lambda r, s: None, record_per_chunk=True)
+
+    output = read_all(stream)
+
+    assert stream.rows == csv_rows(TRICKY_CSV) == 7
+    assert (gzip.decompress(output) if use_gzip else output) == TRICKY_CSV
+
+
+def compression_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "export-gzip")
+
+
+def test_the_source_is_read_at_most_a_few_blocks_ahead_of_the_reader() -> None:
+    chunk = b"1,2024-01-01,x\n" * 1000
+    consumed = 0
+
+    def copy_chunks() -> Iterator[bytes]:
+        nonlocal consumed
+        while True:  # endless: only what read() asks for may be taken from it
+            consumed += len(chunk)
+            yield chunk
+
+    with ExportFile(copy_chunks(), gzip=True, on_progress=lambda r, s: None) as stream:
+        assert len(stream.read(1)) == 1
+
+    blocks = export_file.BLOCKS_IN_FLIGHT + 1
+    assert consumed <= blocks * (export_file.BLOCK_BYTES + len(chunk))
+
+
+def test_closing_stops_the_compression_thread_also_half_way() -> None:
+    before = compression_threads()
+    stream, _ = export(chunked(big_csv(), [10_000] * 1000), gzip=True)
+    assert compression_threads() == before + 1
+    stream.read(100)
+
+    stream.close()
+
+    assert compression_threads() == before
+    assert stream.closed
+
+
+def test_a_cancel_from_on_progress_stops_the_compression_thread_on_close() -> None:
+    before = compression_threads()
+
+    def cancel(rows: int, size: int) -> None:
+        raise Cancelled
+
+    with (
+        pytest.raises(Cancelled),
+        ExportFile(
+            (b"1,2024-01-01,x\n" * 100 for _ in range(10**6)),
+            gzip=True,
+            on_progress=cancel,
+            progress_seconds=0.0,
+        ) as stream,
+    ):
+        read_all(stream)
+
+    assert compression_threads() == before
+
+
+class BrokenCompressor:
+    """A zlib compressor that fails, as zlib does when it runs out of memory."""
+
+    def compress(self, data: bytes) -> bytes:
+        raise MemoryError("no memory for zlib")
+
+    def flush(self) -> bytes:
+        return b""
+
+
+def test_a_compression_error_is_raised_by_read_and_the_thread_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    before = compression_threads()
+    monkeypatch.setattr(export_file.zlib_ng, "compressobj", lambda *args: BrokenCompressor())
+    stream, calls = export(chunked(big_csv(), [10_000] * 1000), gzip=True)
+
+    with pytest.raises(MemoryError, match="no memory for zlib"):
+        read_all(stream)
+    stream.close()
+
+    assert compression_threads() == before
+    assert calls == []
