@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
+import logging
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -15,6 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import clients, create_app
+from app.logs import make_handler
 from app.settings import PROJECT_ROOT, Settings
 from poller.main import build_poller
 from poller.worker import Poller
@@ -126,3 +130,17 @@ def start_poller(settings: Settings) -> Iterator[Callable[..., Poller]]:
         thread.join(timeout=30)
         for closable in closables:
             closable.close()
+
+
+@pytest.fixture
+def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
+    """Every log line written during the test, as production writes them (JSON), parsed."""
+    stream = io.StringIO()
+    handler = make_handler("json", stream)
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
+    root.removeHandler(handler)
+    root.setLevel(old_level)

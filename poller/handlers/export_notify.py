@@ -72,9 +72,5 @@ def _owed_an_email(job: jobs.Job) -> bool:
     return (
         bool(job.notify_email)
         and job.email_status not in email_feedback.EMAIL_SETTLED
-        and job.state
-        in (
-            "succeeded",
-            "failed",
-        )
+        and job.state in ("succeeded", "failed")
     )

@@ -7,9 +7,7 @@ Sentry events by a sentry-sdk Transport that keeps envelopes instead of sending 
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
-import logging
 import re
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,7 +20,6 @@ from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
 from app.demo import seed_demo_orders
-from app.logs import make_handler
 from app.monitoring import init_sentry
 from poller.worker import Poller
 from tests.support.exports import all_settled, email_text, emails, submit
@@ -46,20 +43,6 @@ class CollectingTransport(Transport):
         """The error events received so far."""
         sentry_sdk.flush()
         return [e.get_event() for e in self.envelopes if e.get_event() is not None]
-
-
-@pytest.fixture
-def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    """Every log line written during the test, as production writes them (JSON), parsed."""
-    stream = io.StringIO()
-    handler = make_handler("json", stream)
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    root.removeHandler(handler)
-    root.setLevel(old_level)
 
 
 @pytest.fixture

@@ -2,30 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import json
-import logging
-from collections.abc import Callable, Iterator
-from typing import Any
 
-import pytest
 from flask.testing import FlaskClient
-
-from app.logs import make_handler
-
-
-@pytest.fixture
-def log_lines() -> Iterator[Callable[[], list[dict[str, Any]]]]:
-    """Every log line written during the test, as production writes them (JSON), parsed."""
-    stream = io.StringIO()
-    handler = make_handler("json", stream)
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    root.removeHandler(handler)
-    root.setLevel(old_level)
 
 
 def test_the_callers_request_id_is_echoed_and_logged(client: FlaskClient, log_lines) -> None:
