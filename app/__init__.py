@@ -16,6 +16,9 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
+    # Bodies are read by app.http.parsing.read_body, which enforces this however they are
+    # framed; MAX_CONTENT_LENGTH makes werkzeug refuse a Content-Length over it up front.
+    app.config["EXPORTS_MAX_BODY_BYTES"] = settings.max_body_bytes
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # keep the documented field order
     # A request waits a bounded time for a connection, then gets a 503 with Retry-After.

@@ -6,12 +6,16 @@ short-lived presigned URL on every click, so it outlives temporary AWS credentia
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode, base64_encode
 
 # Changing the salt invalidates every link already emailed.
 TOKEN_SALT = "exports.download-link.v1"
+# payload.timestamp.signature, each part unpadded base64url.
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
 class LinkExpired(Exception):
@@ -36,6 +40,8 @@ class LinkSigner:
 
     def job_id_from(self, token: str) -> uuid.UUID:
         """The job a token names; LinkExpired or LinkInvalid if it can't be honoured."""
+        if not _is_canonical(token):
+            raise LinkInvalid("token is not in the form this service writes")
         try:
             value = self._serializer.loads(token, max_age=self.max_age_seconds)
         except SignatureExpired as exc:
@@ -48,3 +54,14 @@ class LinkSigner:
             return uuid.UUID(value)
         except ValueError as exc:
             raise LinkInvalid("token does not name a job") from exc
+
+
+def _is_canonical(token: str) -> bool:
+    """True if every part of `token` is exactly as base64_encode writes it.
+
+    base64 decoding ignores the unused low bits of a last character and extra padding, so
+    without this check several spellings of one token would all be accepted.
+    """
+    if not _TOKEN_SHAPE.fullmatch(token):
+        return False
+    return all(base64_encode(base64_decode(part)).decode() == part for part in token.split("."))

@@ -20,6 +20,7 @@ import functools
 import hashlib
 import json
 import logging
+import re
 import uuid
 import zoneinfo
 from dataclasses import dataclass, fields
@@ -40,6 +41,8 @@ UPCOMING_RUNS = 5  # how many future slots the API shows
 MAX_TIMEZONE = 64
 MAX_CRON = 200
 CHANNEL = "exports_schedules"  # NOTIFYed by a trigger when a schedule's timing changes
+# croniter's random field: R, R(0-30), R/5 (any case).
+_RANDOM_FIELD = re.compile(r"(?i)r(?:\(|/|$)")
 _SCAN_LIMIT = 10_000  # slots walked at most in one computation (cron's densest is 1/minute)
 
 
@@ -157,6 +160,10 @@ def cron_problem(cron: Any) -> str | None:
         return f"must be at most {MAX_CRON} characters"
     if len(cron.split()) != 5:
         return "must have exactly 5 fields: minute hour day-of-month month day-of-week"
+    if any(_RANDOM_FIELD.match(field) for field in cron.split()):
+        # croniter draws R anew on every computation: next_runs would change on every read
+        # and the schedule would fire at a random time each hour (issue 12, item 7).
+        return "must not use R (random): pick the minute or hour yourself"
     try:
         croniter(cron)
     except (CroniterBadCronError, ValueError, KeyError) as exc:

@@ -23,7 +23,12 @@ from app.settings import PROJECT_ROOT, Settings
 from poller.main import build_poller
 from poller.worker import Poller
 
-pytest_plugins = ["tests.support.database", "tests.support.aws", "tests.support.sns"]
+pytest_plugins = [
+    "tests.support.database",
+    "tests.support.aws",
+    "tests.support.sns",
+    "tests.support.api_server",
+]
 
 TEST_KINDS = Path(__file__).parent / "support" / "kinds"
 

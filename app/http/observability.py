@@ -32,6 +32,9 @@ def instrument(app: Flask) -> None:
     response header and carried by every log line (and Sentry event) of the request.
     """
     add_context_source(_request_tenant)
+    # Label values must come from closed sets: a label per request-chosen value would let
+    # anyone grow /metrics without bound (`curl -X RT1X`, `-X RT2X`, … : issue 12).
+    routed_methods = frozenset(m for rule in app.url_map.iter_rules() for m in rule.methods or ())
 
     @app.before_request
     def _start_timer() -> None:
@@ -43,12 +46,13 @@ def instrument(app: Flask) -> None:
     @app.after_request
     def _record(response: Response) -> Response:
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        method = request.method if request.method in routed_methods else "other"
         status = str(response.status_code)
-        HTTP_REQUESTS.labels(request.method, endpoint, status).inc()
+        HTTP_REQUESTS.labels(method, endpoint, status).inc()
         started = g.get("request_started")
         seconds = time.perf_counter() - started if started is not None else 0.0
         if started is not None:
-            HTTP_SECONDS.labels(request.method, endpoint, status).observe(seconds)
+            HTTP_SECONDS.labels(method, endpoint, status).observe(seconds)
         if "request_id" in g:
             response.headers[REQUEST_ID_HEADER] = g.request_id
         # Probes and scrapes come every few seconds: keep them out of INFO.

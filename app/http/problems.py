@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 import psycopg_pool
-from flask import Flask, Response, json
+from flask import Flask, Response, g, json
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -105,8 +105,8 @@ def register_problem_handlers(app: Flask) -> None:
             415: "unsupported-media-type",
         }.get(exc.code or 500, "http-error")
         detail = exc.description or exc.name
-        if exc.code == 413:
-            limit = app.config.get("MAX_CONTENT_LENGTH")
+        if exc.code == 413:  # a Content-Length over the limit: parsing.read_body's limit
+            limit = g.get("body_limit", app.config["EXPORTS_MAX_BODY_BYTES"])
             detail = f"The request body is larger than the limit of {limit} bytes."
         headers = dict(exc.get_headers()) if exc.code == 405 else {}
         headers.pop("Content-Type", None)

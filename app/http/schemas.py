@@ -104,7 +104,9 @@ def query_instance(schema: Mapping[str, Any], args: Mapping[str, str]) -> dict[s
     properties = schema.get("properties", {})
     instance: dict[str, Any] = {}
     for name, value in args.items():
-        if _types(properties.get(name, {})) & {"integer"} and re.fullmatch(r"[+-]?[0-9]+", value):
+        # At most 18 digits: a longer run is no page size, and int() refuses past 4,300.
+        wants_integer = _types(properties.get(name, {})) & {"integer"}
+        if wants_integer and re.fullmatch(r"[+-]?[0-9]{1,18}", value):
             instance[name] = int(value)
         else:
             instance[name] = value

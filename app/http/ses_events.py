@@ -16,6 +16,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
 
 from app.email_feedback import MalformedEvent, parse_ses_event, record_delivery_event
+from app.http.parsing import read_body
 from app.http.problems import Problem
 from app.services import current_services
 from app.sns import SnsMessage, SnsRejected, SnsUnavailable, SnsVerifier
@@ -40,11 +41,6 @@ def _build_verifier(state: BlueprintSetupState) -> None:
         max_age_seconds=settings.sns_max_age_seconds,
         ca_bundle=settings.sns_ca_bundle,
     )
-
-
-@bp.before_request
-def _allow_sns_sized_bodies() -> None:
-    request.max_content_length = MAX_SNS_BODY
 
 
 @bp.post("/v1/ses-events")
@@ -79,7 +75,7 @@ def receive_sns_message() -> Response:
 
 def _sns_document() -> Any:
     """The JSON body, whatever its Content-Type (SNS sends text/plain); 400 if not JSON."""
-    raw = request.get_data(cache=False)
+    raw = read_body(request, MAX_SNS_BODY)
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, ValueError, RecursionError):

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode
 
 from app.links import LinkExpired, LinkInvalid, LinkSigner
 
@@ -132,3 +133,29 @@ def test_genuine_token_whose_payload_is_not_a_uuid_is_invalid(payload: Any) -> N
 
     with pytest.raises(LinkInvalid):
         signer().job_id_from(token)
+
+
+def _same_bytes_spellings(token: str) -> list[str]:
+    """Other spellings of `token` that decode to the same bytes: the signature's last
+    character with other unused low bits, or padding appended (issue 12, item 8)."""
+    body, signature = token.rsplit(".", 1)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    decoded = base64_decode(signature)
+    variants = [
+        f"{body}.{signature[:-1]}{c}"
+        for c in alphabet
+        if c != signature[-1] and base64_decode(signature[:-1] + c) == decoded
+    ]
+    return variants + [token + "=" * n for n in (1, 2, 3)]
+
+
+def test_only_the_canonical_spelling_of_a_token_is_honoured() -> None:
+    job_id = uuid.uuid4()
+    token = token_of(signer().link_for(job_id))
+    variants = _same_bytes_spellings(token)
+    assert len(variants) == 6  # 3 other last characters + 3 paddings, all the same bytes
+
+    assert signer().job_id_from(token) == job_id
+    for variant in variants:
+        with pytest.raises(LinkInvalid):
+            signer().job_id_from(variant)

@@ -207,7 +207,16 @@ def test_unusable_cron_expressions(cron: str) -> None:
     assert set(raised.value.errors) == {"cron"}
 
 
-@pytest.mark.parametrize("cron", ["0 8 * * mon", "0 0 1 * *", "*/15 9-17 * * 1-5", "0 8 L * *"])
+@pytest.mark.parametrize("cron", ["R * * * *", "0 R * * *", "r(0-30) * * * *", "R/5 * * * *"])
+def test_random_fields_are_refused(cron: str) -> None:
+    # croniter re-draws R on every computation: next_runs would change on every read.
+    assert "R (random)" in (cron_problem(cron) or "")
+
+
+@pytest.mark.parametrize(
+    "cron",
+    ["0 8 * * mon", "0 0 1 * *", "*/15 9-17 * * 1-5", "0 8 L * *", "0 0 * mar fri", "0 0 * * thu"],
+)
 def test_usable_cron_expressions(cron: str) -> None:
     assert cron_problem(cron) is None
 

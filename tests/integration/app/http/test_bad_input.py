@@ -95,6 +95,18 @@ CASES = [
          data=None, pointers=("/limit",)),
     Case("list with forged cursor", "GET", "/v1/exports?cursor=bm90LWEtY3Vyc29y", 422,
          "validation", data=None, pointers=("/cursor",)),
+    # Found by a red-team pass (issue 12): each of these was a 500 (RecursionError, or
+    # int() refusing more than 4,300 digits) before cursors had a fixed shape.
+    *(
+        Case(f"{what} {path}", "GET", f"/v1/{path}?{query}", 422, "validation", data=None,
+             pointers=(pointer,))
+        for path in ("exports", "schedules")
+        for what, query, pointer in (
+            ("deeply nested cursor", "cursor=" + "W1tb" * 1000, "/cursor"),
+            ("cursor of nested objects", "cursor=" + '{"a":' * 2000, "/cursor"),
+            ("limit of 5,000 digits", "limit=" + "9" * 5000, "/limit"),
+        )
+    ),
     Case("list with unknown argument", "GET", "/v1/exports?owner=user-1", 422, "validation",
          data=None, pointers=("/owner",)),
     Case("wrong method", "DELETE", f"/v1/exports/{UNKNOWN_ID}", 405, "method-not-allowed",

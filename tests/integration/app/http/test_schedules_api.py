@@ -173,6 +173,8 @@ def test_another_tenants_schedule_is_not_found(
         ({"cron": "0 8 * * * *"}, "/cron"),
         ({"cron": "@weekly"}, "/cron"),
         ({"cron": "0 0 30 2 *"}, "/cron"),
+        ({"cron": "R * * * *"}, "/cron"),  # random: re-drawn on every read (issue 12)
+        ({"cron": "0 r(8-10) * * *"}, "/cron"),
         ({"cron": 5}, "/cron"),
         ({"cron": ""}, "/cron"),
         ({"timezone": "Mars/Olympus"}, "/timezone"),
@@ -198,6 +200,7 @@ def test_bad_create_input_is_a_422_naming_the_field(
 
     assert response.status_code == 422
     assert response.get_json()["type"] == PROBLEM_BASE + "validation"
+    assert [e["pointer"] for e in response.get_json()["errors"]] == [pointer]
     assert pointer in problem_pointers(response)
 
 

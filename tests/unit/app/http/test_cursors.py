@@ -52,6 +52,10 @@ def test_cursor_is_url_safe() -> None:
         pytest.param(b64(b"hello world"), id="base64-of-text"),
         pytest.param(b64(b"\xff\xfe\x00"), id="base64-of-binary"),
         pytest.param(b64(b'["2024-01-31T12:00:00+00:00"'), id="truncated-json"),
+        pytest.param(b64(b"[" * 3000), id="deeply-nested"),  # was a RecursionError
+        pytest.param('{"a":' * 2000, id="nested-objects-unencoded"),
+        pytest.param(encode_cursor(CREATED, JOB_ID) + "A" * 200, id="too-long"),
+        pytest.param(b64(f"{CREATED.isoformat()},{JOB_ID}\n".encode()), id="trailing-newline"),
     ],
 )
 def test_garbage_is_a_value_error(cursor: str) -> None:
@@ -76,6 +80,7 @@ def test_garbage_is_a_value_error(cursor: str) -> None:
         pytest.param(["2024-01-31T12:00:00+00:00", None], id="null-uuid"),
         pytest.param(["2024-01-31T12:00:00+00:00", 42], id="number-uuid"),
         pytest.param(["2024-01-31T12:00:00+00:00", [str(JOB_ID)]], id="list-uuid"),
+        pytest.param([CREATED.isoformat(), str(JOB_ID)], id="the-old-json-shape"),
     ],
 )
 def test_wrong_shape_is_a_value_error(shape: Any) -> None:
