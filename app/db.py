@@ -52,6 +52,33 @@ def fetch_all(conn: Connection, query: str, **params: Any) -> list[Row]:
         return cur.fetchall()
 
 
+# How often insert_or_find tries again when the row it conflicted with vanished meanwhile.
+_INSERT_OR_FIND_TRIES = 5
+
+
+class RowKeptVanishing(Exception):
+    """insert_or_find lost its race with concurrent deletes every time (retry later)."""
+
+
+def insert_or_find(
+    conn: Connection, insert: str, find: str, params: Mapping[str, Any], key: Mapping[str, Any]
+) -> tuple[Row, bool]:
+    """Idempotent insert: (the new row, True), or (the row holding its unique key, False).
+
+    `insert` is an INSERT … ON CONFLICT DO NOTHING RETURNING; `find` selects by `key`. The
+    row that made the insert do nothing can be deleted before `find` runs (each statement
+    has its own snapshot): then the insert is tried again, as it may now succeed.
+    """
+    for _ in range(_INSERT_OR_FIND_TRIES):
+        row = fetch_one(conn, insert, **params)
+        if row is not None:
+            return row, True
+        existing = fetch_one(conn, find, **key)
+        if existing is not None:
+            return existing, False
+    raise RowKeptVanishing(f"{insert}: the conflicting row was deleted {_INSERT_OR_FIND_TRIES}x")
+
+
 def fenced(conn: Connection, query: str, **params: Any) -> Row:
     """Run a fenced write; raise LeaseLost when it matched no row."""
     row = fetch_one(conn, query, **params)

@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from app import outbox
-from app.db import QUERIES, fenced, fetch_all, fetch_one
+from app.db import QUERIES, fenced, fetch_all, fetch_one, insert_or_find
 from app.outbox import Message
 from app.storage import Storage
 
@@ -167,32 +167,28 @@ def request_export(
             return Job.from_row(earlier), False  # the recent twin
         if max_active and active >= max_active:
             raise QuotaExceeded(active, max_active)
-    row = fetch_one(
+    row, created = insert_or_find(
         conn,
         "insert_job_with_message",
-        tenant=tenant,
-        owner_id=request.owner_id,
-        kind=request.kind,
-        params=Jsonb(request.params),
-        format=request.format,
-        notify_email=request.notify_email,
-        idempotency_key=idempotency_key,
-        request_fingerprint=fingerprint,
-        schedule_id=schedule_id,
-        topic=outbox.EXPORT_RUN,
-        payload=Jsonb({}),
-        max_attempts=max_attempts,
+        "get_job_by_key",
+        {
+            "tenant": tenant,
+            "owner_id": request.owner_id,
+            "kind": request.kind,
+            "params": Jsonb(request.params),
+            "format": request.format,
+            "notify_email": request.notify_email,
+            "idempotency_key": idempotency_key,
+            "request_fingerprint": fingerprint,
+            "schedule_id": schedule_id,
+            "topic": outbox.EXPORT_RUN,
+            "payload": Jsonb({}),
+            "max_attempts": max_attempts,
+        },
+        {"tenant": tenant, "owner_id": request.owner_id, "idempotency_key": idempotency_key},
     )
-    if row is None:  # the key was taken (possibly by a concurrent twin of this request)
-        existing = fetch_one(
-            conn,
-            "get_job_by_key",
-            tenant=tenant,
-            owner_id=request.owner_id,
-            idempotency_key=idempotency_key,
-        )
-        assert existing is not None, "ON CONFLICT skipped the insert, so the row exists"
-        return _replayed(Job.from_row(existing), fingerprint), False
+    if not created:  # the key was taken (possibly by a concurrent twin of this request)
+        return _replayed(Job.from_row(row), fingerprint), False
     return Job.from_row(row), True
 
 

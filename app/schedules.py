@@ -31,7 +31,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from app import jobs
-from app.db import fetch_all, fetch_one
+from app.db import fetch_all, fetch_one, insert_or_find
 from app.jobs import ExportRequest
 
 log = logging.getLogger(__name__)
@@ -285,36 +285,30 @@ def create_schedule(
     ScheduleIdempotencyConflict when the request differs.
     """
     fingerprint = _fingerprint(export, timing, enabled)
-    row = fetch_one(
+    row, created = insert_or_find(
         conn,
         "insert_schedule",
-        tenant=tenant,
-        owner_id=export.owner_id,
-        kind=export.kind,
-        params=Jsonb(export.params),
-        format=export.format,
-        notify_email=export.notify_email,
-        cron=timing.cron,
-        timezone=timing.timezone,
-        enabled=enabled,
-        next_run_at=timing.next_after(now) if enabled else None,
-        idempotency_key=idempotency_key,
-        request_fingerprint=fingerprint,
-    )
-    if row is not None:
-        return Schedule.from_row(row), True
-    existing = fetch_one(
-        conn,
         "get_schedule_by_key",
-        tenant=tenant,
-        owner_id=export.owner_id,
-        idempotency_key=idempotency_key,
+        {
+            "tenant": tenant,
+            "owner_id": export.owner_id,
+            "kind": export.kind,
+            "params": Jsonb(export.params),
+            "format": export.format,
+            "notify_email": export.notify_email,
+            "cron": timing.cron,
+            "timezone": timing.timezone,
+            "enabled": enabled,
+            "next_run_at": timing.next_after(now) if enabled else None,
+            "idempotency_key": idempotency_key,
+            "request_fingerprint": fingerprint,
+        },
+        {"tenant": tenant, "owner_id": export.owner_id, "idempotency_key": idempotency_key},
     )
-    assert existing is not None, "ON CONFLICT skipped the insert, so the row exists"
-    schedule = Schedule.from_row(existing)
-    if schedule.request_fingerprint != fingerprint:
+    schedule = Schedule.from_row(row)
+    if not created and schedule.request_fingerprint != fingerprint:
         raise ScheduleIdempotencyConflict(schedule)
-    return schedule, False
+    return schedule, created
 
 
 def get_schedule(conn: Connection, tenant: str, schedule_id: uuid.UUID) -> Schedule:

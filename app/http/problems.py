@@ -10,6 +10,8 @@ import psycopg_pool
 from flask import Flask, Response, g, json
 from werkzeug.exceptions import HTTPException
 
+from app.db import RowKeptVanishing
+
 log = logging.getLogger(__name__)
 
 PROBLEM_BASE = "https://exports.invalid/problems/"  # stable identifiers, not fetched
@@ -122,6 +124,18 @@ def register_problem_handlers(app: Flask) -> None:
             "Service unavailable",
             "The database cannot be reached right now; retry shortly.",
             headers={"Retry-After": "5"},
+        ).to_response()
+
+    @app.errorhandler(RowKeptVanishing)
+    def _lost_race(exc: RowKeptVanishing) -> Response:
+        log.warning("idempotent insert kept losing to deletes: %s", exc)
+        return Problem(
+            503,
+            "busy",
+            "Service busy",
+            "The resource this Idempotency-Key names is being deleted and created "
+            "concurrently; retry shortly.",
+            headers={"Retry-After": "1"},
         ).to_response()
 
     @app.errorhandler(Exception)

@@ -10,7 +10,8 @@ import pytest
 from app.db import QUERIES, load_queries
 from app.settings import PROJECT_ROOT
 
-RUNNERS = {"fetch_one", "fetch_all", "fenced"}
+# Runner → the positions of its query-name arguments.
+RUNNERS = {"fetch_one": (1,), "fetch_all": (1,), "fenced": (1,), "insert_or_find": (1, 2)}
 SOURCE_DIRS = [PROJECT_ROOT / "app", PROJECT_ROOT / "poller"]
 RUNNERS_MODULE = PROJECT_ROOT / "app" / "db.py"  # defines the runners; passes names through
 
@@ -25,7 +26,7 @@ def _called_name(call: ast.Call) -> str | None:
 
 
 def query_names_used_in_code() -> dict[str, list[str]]:
-    """{query name: [file:line, ...]} for every fetch_one/fetch_all/fenced call."""
+    """{query name: [file:line, ...]} for every call of a RUNNERS function."""
     used: dict[str, list[str]] = {}
     for folder in SOURCE_DIRS:
         for path in sorted(folder.rglob("*.py")):
@@ -35,12 +36,14 @@ def query_names_used_in_code() -> dict[str, list[str]]:
                 if not isinstance(node, ast.Call) or _called_name(node) not in RUNNERS:
                     continue
                 where = f"{path.relative_to(PROJECT_ROOT)}:{node.lineno}"
-                query = node.args[1] if len(node.args) > 1 else None
-                query = next((k.value for k in node.keywords if k.arg == "query"), query)
-                assert isinstance(query, ast.Constant) and isinstance(query.value, str), (
-                    f"{where}: pass the query name as a string literal so it can be checked"
-                )
-                used.setdefault(query.value, []).append(where)
+                for position in RUNNERS[_called_name(node)]:
+                    query = node.args[position] if len(node.args) > position else None
+                    if position == 1:
+                        query = next((k.value for k in node.keywords if k.arg == "query"), query)
+                    assert isinstance(query, ast.Constant) and isinstance(query.value, str), (
+                        f"{where}: pass the query name as a string literal so it can be checked"
+                    )
+                    used.setdefault(query.value, []).append(where)
     return used
 
 
