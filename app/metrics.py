@@ -69,6 +69,12 @@ JOBS_EXPIRED = Counter(
 EXPIRY_FAILURES = Counter(
     "exports_expiry_failures", "Expired jobs whose file could not be deleted (retried next run)."
 )
+SCHEDULE_SLOTS_SKIPPED = Counter(
+    "exports_schedule_slots_skipped",
+    "Schedule slots that queued no job, by reason (owner_quota: the owner was at "
+    "EXPORTS_MAX_ACTIVE_PER_OWNER).",
+    ["reason"],
+)
 STALE_WORKERS_REMOVED = Counter(
     "exports_stale_workers_removed", "exports.workers rows removed after their heartbeats stopped."
 )

@@ -58,6 +58,15 @@ class ScheduleNotFound(Exception):
     """No schedule with that id for this tenant."""
 
 
+class TooManySchedules(Exception):
+    """The owner already has `limit` schedules (EXPORTS_MAX_SCHEDULES_PER_OWNER)."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(f"{count} schedules (limit {limit})")
+        self.count = count
+        self.limit = limit
+
+
 class ScheduleIdempotencyConflict(Exception):
     """The Idempotency-Key was used before for a different schedule request."""
 
@@ -216,6 +225,7 @@ class Schedule:
     next_run_at: dt.datetime | None
     last_run_at: dt.datetime | None
     last_job_id: uuid.UUID | None
+    last_skip_reason: str | None
     idempotency_key: str | None
     request_fingerprint: str | None
     created_at: dt.datetime
@@ -259,14 +269,19 @@ class ScheduleChanges:
     enabled: bool | None = None
 
 
+# Why a due slot queued no job (exports.schedules.last_skip_reason).
+SKIPPED_OWNER_QUOTA = "owner_quota"
+
+
 @dataclass(frozen=True)
 class Fired:
-    """One slot fired: the schedule, the slot and the job it queued."""
+    """One slot fired: the schedule, the slot and the job it queued, or why it queued none."""
 
     schedule_id: uuid.UUID
     slot: dt.datetime
     job_id: uuid.UUID | None
     next_run_at: dt.datetime
+    skipped: str | None = None
 
 
 def create_schedule(
@@ -278,13 +293,27 @@ def create_schedule(
     enabled: bool,
     now: dt.datetime,
     idempotency_key: str | None,
+    max_per_owner: int = 0,
 ) -> tuple[Schedule, bool]:
     """Insert a schedule whose first run is the first slot after `now`; (schedule, created).
 
     A repeated idempotency key returns the first schedule (created=False) or raises
-    ScheduleIdempotencyConflict when the request differs.
+    ScheduleIdempotencyConflict when the request differs. TooManySchedules when the owner
+    has `max_per_owner` schedules already (0: no limit; a replay is never refused).
     """
     fingerprint = _fingerprint(export, timing, enabled)
+    owner = {"tenant": tenant, "owner_id": export.owner_id}
+    if max_per_owner:
+        # The lock new exports of this owner take too: counts and inserts do not interleave.
+        fetch_one(conn, "lock_owner_requests", **owner)
+        replay = idempotency_key is not None and fetch_one(
+            conn, "get_schedule_by_key", **owner, idempotency_key=idempotency_key
+        )
+        if not replay:
+            count = fetch_one(conn, "count_owner_schedules", **owner)
+            assert count is not None
+            if count["schedules"] >= max_per_owner:
+                raise TooManySchedules(count["schedules"], max_per_owner)
     row, created = insert_or_find(
         conn,
         "insert_schedule",
@@ -390,10 +419,11 @@ def delete_schedule(conn: Connection, tenant: str, schedule_id: uuid.UUID) -> No
 
 
 def fire_due_schedules(
-    conn: Connection, now: dt.datetime, limit: int, *, max_attempts: int
+    conn: Connection, now: dt.datetime, limit: int, *, max_attempts: int, max_active: int = 0
 ) -> list[Fired]:
     """Queue one export per due schedule (at most `limit`) and move each to its first slot
-    after `now`.
+    after `now`. A slot whose owner has `max_active` exports queued or running already
+    (the API's quota, under the same lock) queues nothing and records why.
 
     In the caller's transaction: due rows are claimed FOR UPDATE SKIP LOCKED (any number
     of pollers may call this at once), and each job, its export.run message and the
@@ -406,8 +436,19 @@ def fire_due_schedules(
         schedule = Schedule.from_row(row)
         assert schedule.next_run_at is not None, "only enabled schedules are due"
         slot, next_run_at = schedule.timing.due_slot(now, floor=schedule.next_run_at)
-        job_id = _queue_slot(conn, schedule, slot, max_attempts=max_attempts)
-        fired.append(Fired(schedule.id, slot, job_id, next_run_at))
+        try:
+            job_id = _queue_slot(
+                conn, schedule, slot, max_attempts=max_attempts, max_active=max_active
+            )
+        except jobs.QuotaExceeded as exc:
+            log.warning(
+                "schedule slot skipped: the owner is at the export quota",
+                extra={"schedule_id": str(schedule.id), "slot": slot.isoformat(),
+                       "active": exc.active, "limit": exc.limit},
+            )
+            fired.append(Fired(schedule.id, slot, None, next_run_at, SKIPPED_OWNER_QUOTA))
+        else:
+            fired.append(Fired(schedule.id, slot, job_id, next_run_at))
     if fired:  # one statement for the whole batch (and one NOTIFY from its trigger)
         fetch_all(
             conn,
@@ -416,13 +457,20 @@ def fire_due_schedules(
             next_run_ats=[f.next_run_at for f in fired],
             last_run_ats=[f.slot for f in fired],
             last_job_ids=[f.job_id for f in fired],
+            last_skip_reasons=[f.skipped for f in fired],
         )
     return fired
 
 
 def _queue_slot(
-    conn: Connection, schedule: Schedule, slot: dt.datetime, *, max_attempts: int
+    conn: Connection,
+    schedule: Schedule,
+    slot: dt.datetime,
+    *,
+    max_attempts: int,
+    max_active: int,
 ) -> uuid.UUID | None:
+    """The slot's job (new, or the one its key already names); QuotaExceeded if none may be."""
     key = f"schedule:{schedule.id}:{slot.isoformat()}"
     try:
         job, created = jobs.request_export(
@@ -431,6 +479,7 @@ def _queue_slot(
             schedule.export,
             idempotency_key=key,
             max_attempts=max_attempts,
+            max_active=max_active,
             schedule_id=schedule.id,
         )
     except jobs.IdempotencyConflict as exc:

@@ -60,6 +60,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "maintenance_interval": "EXPORTS_MAINTENANCE_INTERVAL",
     "outbox_retention_seconds": "EXPORTS_OUTBOX_RETENTION_SECONDS",
     "max_active_per_owner": "EXPORTS_MAX_ACTIVE_PER_OWNER",
+    "max_schedules_per_owner": "EXPORTS_MAX_SCHEDULES_PER_OWNER",
     "dedupe_seconds": "EXPORTS_DEDUPE_SECONDS",
     "sns_topic_arns": "EXPORTS_SNS_TOPIC_ARNS",
     "sns_max_age_seconds": "EXPORTS_SNS_MAX_AGE_SECONDS",
@@ -130,6 +131,9 @@ class Settings:
     outbox_retention_seconds: int = 7 * 24 * 3600
     # Quota: queued + running exports one tenant may have per owner (0: no limit).
     max_active_per_owner: int = 5
+    # Schedules one tenant may have per owner (0: no limit); a slot that finds the owner at
+    # max_active_per_owner is skipped, so schedules cannot get round the quota either.
+    max_schedules_per_owner: int = 20
     # An identical request (no Idempotency-Key) within this many seconds gets the job the
     # first one created (0: off).
     dedupe_seconds: float = 10.0
@@ -240,6 +244,9 @@ class Settings:
             ),
             max_active_per_owner=reader.integer(
                 "EXPORTS_MAX_ACTIVE_PER_OWNER", cls.max_active_per_owner, 0, 100_000
+            ),
+            max_schedules_per_owner=reader.integer(
+                "EXPORTS_MAX_SCHEDULES_PER_OWNER", cls.max_schedules_per_owner, 0, 100_000
             ),
             dedupe_seconds=reader.number(
                 "EXPORTS_DEDUPE_SECONDS", cls.dedupe_seconds, 0, 3600

@@ -63,7 +63,10 @@ def build_poller(settings: Settings) -> tuple[Poller, list]:
     # Fires due schedules (exports.schedules) on its own thread while the poller runs.
     poller.companions.append(
         Scheduler(
-            services.pool, database_url=settings.database_url, max_attempts=settings.max_attempts
+            services.pool,
+            database_url=settings.database_url,
+            max_attempts=settings.max_attempts,
+            max_active=settings.max_active_per_owner,
         )
     )
     return poller, [source_pool, services]

@@ -15,7 +15,7 @@ import threading
 import psycopg
 import psycopg_pool
 
-from app import schedules
+from app import metrics, schedules
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,14 @@ class Scheduler:
         *,
         database_url: str,
         max_attempts: int,
+        max_active: int = 0,
         batch: int = FIRE_BATCH,
         max_sleep: float = MAX_SLEEP_SECONDS,
     ) -> None:
         self.pool = pool
         self.database_url = database_url
         self.max_attempts = max_attempts
+        self.max_active = max_active  # the per-owner quota slots are held to, like the API
         self.batch = batch
         self.max_sleep = max_sleep
         self._stopping = threading.Event()
@@ -101,8 +103,12 @@ class Scheduler:
             with self.pool.connection(timeout=CONNECTION_WAIT_SECONDS) as conn:
                 now = schedules.database_now(conn)
                 fired = schedules.fire_due_schedules(
-                    conn, now, self.batch, max_attempts=self.max_attempts
+                    conn, now, self.batch, max_attempts=self.max_attempts,
+                    max_active=self.max_active,
                 )
+            for slot in fired:
+                if slot.skipped:
+                    metrics.SCHEDULE_SLOTS_SKIPPED.labels(slot.skipped).inc()
             if len(fired) < self.batch or self._stopping.is_set():
                 break  # else: more may be due right now
         with self.pool.connection(timeout=CONNECTION_WAIT_SECONDS) as conn:

@@ -482,6 +482,11 @@ def _responses() -> dict[str, Any]:
             "`idempotency-conflict`: this Idempotency-Key was used with another body; "
             "`job_id` names the first job."
         ),
+        "ScheduleConflict": problem(
+            "`idempotency-conflict`: this Idempotency-Key was used with another body "
+            "(`schedule_id` names the first schedule); or `too-many-schedules`: the owner "
+            "already has as many schedules as allowed (`limit`, EXPORTS_MAX_SCHEDULES_PER_OWNER)."
+        ),
         "NotCancellable": problem(
             "`not-cancellable`: the export already ended (succeeded, failed or expired); "
             "`state` says how."

@@ -151,7 +151,7 @@ def paths() -> dict[str, Any]:
                         },
                     },
                     "400": _response("BadRequest"),
-                    "409": _response("IdempotencyConflict"),
+                    "409": _response("ScheduleConflict"),
                     "413": _response("PayloadTooLarge"),
                     "415": _response("UnsupportedMediaType"),
                     "422": _response("ValidationFailed"),
@@ -269,6 +269,13 @@ def schemas() -> dict[str, Any]:
         },
         "last_run_at": {**optional_timestamp, "description": "The last slot fired (UTC)."},
         "last_job_id": {"type": ["string", "null"], "format": "uuid"},
+        "last_skip_reason": {
+            "type": ["string", "null"],
+            "enum": ["owner_quota", None],
+            "description": "Why the last slot queued no job: `owner_quota` when the owner "
+            "already had EXPORTS_MAX_ACTIVE_PER_OWNER exports queued or running. Null when "
+            "it queued `last_job_id`.",
+        },
         "created_at": timestamp,
         "updated_at": timestamp,
     }

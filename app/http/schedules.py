@@ -42,7 +42,17 @@ def create_schedule() -> Response:
                 enabled=enabled,
                 now=schedules.database_now(conn),
                 idempotency_key=key,
+                max_per_owner=services.settings.max_schedules_per_owner,
             )
+    except schedules.TooManySchedules as exc:
+        raise Problem(
+            409,
+            "too-many-schedules",
+            "Too many schedules",
+            f"Owner {export.owner_id!r} already has {exc.count} schedules (the limit is "
+            f"{exc.limit}); delete one before creating another.",
+            limit=exc.limit,
+        ) from None
     except schedules.ScheduleIdempotencyConflict as exc:
         raise Problem(
             409,
@@ -145,6 +155,7 @@ def schedule_json(schedule: Schedule) -> dict[str, Any]:
         "next_runs": [_time(t) for t in schedule.upcoming()],
         "last_run_at": _time(schedule.last_run_at),
         "last_job_id": str(schedule.last_job_id) if schedule.last_job_id else None,
+        "last_skip_reason": schedule.last_skip_reason,
         "created_at": _time(schedule.created_at),
         "updated_at": _time(schedule.updated_at),
     }

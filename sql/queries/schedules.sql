@@ -17,6 +17,11 @@ RETURNING *;
 SELECT * FROM exports.schedules
 WHERE tenant = %(tenant)s AND owner_id = %(owner_id)s AND idempotency_key = %(idempotency_key)s;
 
+-- name: count_owner_schedules
+-- EXPORTS_MAX_SCHEDULES_PER_OWNER, counted under lock_owner_requests (jobs.sql).
+SELECT count(*) AS schedules FROM exports.schedules
+WHERE tenant = %(tenant)s AND owner_id = %(owner_id)s;
+
 -- name: get_schedule
 SELECT * FROM exports.schedules WHERE tenant = %(tenant)s AND id = %(id)s;
 
@@ -58,10 +63,13 @@ FOR UPDATE SKIP LOCKED;
 -- name: advance_schedules
 -- The schedules of one firing batch (claimed above, in this transaction), in one statement:
 -- ids[i] moves to next_run_ats[i] and records its slot and job.
+-- last_skip_reasons[i] says why a slot queued no job (NULL: it queued last_job_ids[i]).
 UPDATE exports.schedules AS s
-SET next_run_at = f.next_run_at, last_run_at = f.last_run_at, last_job_id = f.last_job_id
+SET next_run_at = f.next_run_at, last_run_at = f.last_run_at, last_job_id = f.last_job_id,
+    last_skip_reason = f.last_skip_reason
 FROM unnest(%(ids)s::uuid[], %(next_run_ats)s::timestamptz[], %(last_run_ats)s::timestamptz[],
-            %(last_job_ids)s::uuid[]) AS f(id, next_run_at, last_run_at, last_job_id)
+            %(last_job_ids)s::uuid[], %(last_skip_reasons)s::text[])
+     AS f(id, next_run_at, last_run_at, last_job_id, last_skip_reason)
 WHERE s.id = f.id
 RETURNING s.id;
 

@@ -263,6 +263,7 @@ def schedule(**overrides: object) -> Schedule:
         "next_run_at": utc(2024, 3, 25, 7),
         "last_run_at": None,
         "last_job_id": None,
+        "last_skip_reason": None,
         "idempotency_key": None,
         "request_fingerprint": None,
         "created_at": utc(2024, 3, 20),

@@ -12,11 +12,14 @@ import psycopg
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 
 from app.catalog import load_catalog
 from app.http import parsing
 from app.http.problems import Problem
 from app.settings import Settings
+from poller.main import build_poller
+from poller.scheduler import Scheduler
 
 LIMIT = 3
 
@@ -260,3 +263,68 @@ def test_params_over_the_size_cap_are_422(tmp_path: Path) -> None:
     assert caught.value.status == 422 and "/params" in caught.value.errors
     assert str(parsing.MAX_PARAMS_BYTES) in caught.value.errors["/params"]
     assert parsing.params_size(small.params) <= parsing.MAX_PARAMS_BYTES
+
+
+# --- schedules under the same quota (issue 12, item 2) ------------------------------------
+
+SCHEDULE = {
+    "owner_id": "user-1",
+    "kind": "demo_orders",
+    "format": "csv",
+    "cron": "* * * * *",
+    "timezone": "UTC",
+}
+
+
+def test_a_slot_that_finds_the_owner_at_the_quota_is_skipped_and_says_why(
+    app: Flask, client: FlaskClient, db: psycopg.Connection, settings: Settings
+) -> None:
+    for n in range(LIMIT):
+        assert client.post("/v1/exports", json=body(n)).status_code == 202
+    ids = [client.post("/v1/schedules", json=SCHEDULE).get_json()["id"] for _ in range(3)]
+    db.execute("UPDATE exports.schedules SET next_run_at = now() - interval '1 second'")
+    skipped_before = REGISTRY.get_sample_value(
+        "exports_schedule_slots_skipped_total", {"reason": "owner_quota"}
+    ) or 0.0
+    poller, closables = build_poller(settings)
+    [scheduler] = [c for c in poller.companions if isinstance(c, Scheduler)]
+    try:
+        scheduler.tick()
+    finally:
+        for closable in closables:
+            closable.close()
+
+    assert count_jobs(db) == LIMIT  # no job beyond the quota (three were queued before)
+    for schedule_id in ids:
+        schedule = client.get(f"/v1/schedules/{schedule_id}").get_json()
+        assert schedule["last_skip_reason"] == "owner_quota"
+        assert schedule["last_job_id"] is None and schedule["last_run_at"] is not None
+        assert schedule["next_run_at"] > schedule["last_run_at"]  # moved on to the next slot
+    skipped = REGISTRY.get_sample_value(
+        "exports_schedule_slots_skipped_total", {"reason": "owner_quota"}
+    )
+    assert skipped == skipped_before + 3
+
+
+def test_schedules_per_owner_are_limited(app: Flask, settings: Settings) -> None:
+    app.extensions["exports"].settings = dataclasses.replace(settings, max_schedules_per_owner=2)
+    client = app.test_client()
+    created = [
+        client.post("/v1/schedules", json=SCHEDULE, headers={"Idempotency-Key": f"k{n}"})
+        for n in range(2)
+    ]
+    assert [r.status_code for r in created] == [201, 201]
+
+    refused = client.post("/v1/schedules", json=SCHEDULE)
+    replay = client.post("/v1/schedules", json=SCHEDULE, headers={"Idempotency-Key": "k0"})
+    other_owner = client.post("/v1/schedules", json={**SCHEDULE, "owner_id": "user-2"})
+
+    assert refused.status_code == 409
+    assert refused.get_json()["type"].endswith("/too-many-schedules")
+    assert refused.get_json()["limit"] == 2
+    assert replay.status_code == 201 and replay.headers["Idempotent-Replayed"] == "true"
+    assert other_owner.status_code == 201
+
+
+def test_default_schedule_limit() -> None:
+    assert Settings().max_schedules_per_owner == 20
