@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import threading
@@ -18,9 +19,16 @@ import uuid
 from dataclasses import dataclass, fields
 from typing import Any
 
+import psycopg
 from psycopg import Connection
 
 from app.db import fetch_all, fetch_one
+from app.storage import tenant_problem
+
+log = logging.getLogger(__name__)
+
+# NOTIFYed with the key prefix by a trigger when a key is revoked or deleted (migration 0008).
+REVOCATIONS_CHANNEL = "exports_api_keys"
 
 KEY_SCHEME = "exp"
 # Names and tenants end up in logs, job rows and URLs of the admin's mind: keep them plain.
@@ -64,9 +72,10 @@ def hash_key(key: str) -> str:
 def create_client(conn: Connection, name: str, tenant: str | None = None) -> tuple[ApiClient, str]:
     """A new client and its key; the key is returned here once and cannot be recovered."""
     tenant = tenant or name
-    for label, value in (("name", name), ("tenant", tenant)):
-        if not NAME_PATTERN.match(value):
-            raise ValueError(f"{label} must be 1-100 of A-Z a-z 0-9 . _ - (got {value!r})")
+    if not NAME_PATTERN.match(name):
+        raise ValueError(f"name must be 1-100 of A-Z a-z 0-9 . _ - (got {name!r})")
+    if problem := tenant_problem(tenant):  # it names the tenant's folder of stored files
+        raise ValueError(f"tenant {problem} (got {tenant!r})")
     prefix = secrets.token_hex(6)
     key = f"{KEY_SCHEME}_{prefix}_{secrets.token_urlsafe(32)}"
     row = fetch_one(
@@ -97,8 +106,8 @@ def authenticate(conn: Connection, key: str) -> ApiClient | None:
 class KeyCache:
     """Keys verified in the last `seconds`, by sha256: the API checks those without a query.
 
-    A cached key skips the database, so revoking it takes effect in this process only when
-    its entry expires: at most `seconds` after the revocation. Only valid keys are cached
+    A cached key skips the database; a RevocationListener clears the cache when any key is
+    revoked, and otherwise an entry lives at most `seconds`. Only valid keys are cached
     (a wrong key always costs a lookup), at most `max_entries` of them; when full, the
     expired ones are dropped, and if none were, everything is.
     """
@@ -117,6 +126,11 @@ class KeyCache:
         if entry is None or entry[0] <= time.monotonic():
             return None
         return entry[1]
+
+    def clear(self) -> None:
+        """Forget every verified key: the next request of each is checked in the database."""
+        with self._lock:
+            self._entries = {}
 
     def put(self, key: str, client: ApiClient) -> None:
         """Remember that `key` is `client`'s live key, for `seconds` from now."""
@@ -142,3 +156,56 @@ def revoke(conn: Connection, key_prefix: str) -> ApiClient:
 def list_clients(conn: Connection) -> list[ApiClient]:
     """Every client, oldest first, revoked ones included."""
     return [ApiClient.from_row(r) for r in fetch_all(conn, "list_api_clients")]
+
+
+class RevocationListener:
+    """LISTENs for key revocations and clears a KeyCache at each, so a revoked key stops
+    working within milliseconds, not after the cache's `seconds`.
+
+    While the connection is down, revocations could be missed: the cache is cleared again
+    whenever it (re)connects, and between those times entries still expire on their own.
+    """
+
+    def __init__(self, database_url: str, cache: KeyCache) -> None:
+        self.database_url = database_url
+        self.cache = cache
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Listen on a daemon thread of this process."""
+        self._thread = threading.Thread(target=self._run, name="key-revocations", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop listening; wait up to `timeout` s (it notices within a second)."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(
+                    self.database_url,
+                    autocommit=True,
+                    connect_timeout=5,
+                    application_name="exports-api-key-revocations",
+                ) as conn:
+                    conn.execute(f"LISTEN {REVOCATIONS_CHANNEL}")
+                    self.cache.clear()  # whatever was revoked while we were not listening
+                    failures = 0
+                    while not self._stopping.is_set():
+                        for notice in conn.notifies(timeout=1.0):
+                            log.info("API key revoked", extra={"key_prefix": notice.payload})
+                            self.cache.clear()
+            except psycopg.Error as exc:
+                failures += 1
+                pause = min(30.0, 0.5 * 2**failures)
+                log.warning(
+                    "key revocation listener lost its connection; retrying in %.1fs", pause,
+                    extra={"error": str(exc)},
+                )
+                self.cache.clear()
+                self._stopping.wait(pause)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from psycopg_pool import ConnectionPool
 
@@ -22,6 +23,8 @@ class Services:
     catalog: Catalog
     storage: Storage
     links: LinkSigner
+    # Called by close(), last registered first: background parts tied to this process.
+    _closers: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     def build(
@@ -41,8 +44,15 @@ class Services:
         pool = open_pool(settings.database_url, name=name, max_size=pool_size, timeout=pool_timeout)
         return cls(settings, pool, catalog, storage, links)
 
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Call `closer` when these services close (before the pool)."""
+        self._closers.append(closer)
+
     def close(self, timeout: float = 5.0) -> None:
-        """Close the database pool, waiting at most `timeout` s for connections in use."""
+        """Stop what registered with on_close, then close the database pool, waiting at most
+        `timeout` s for connections in use."""
+        for closer in reversed(self._closers):
+            closer()
         self.pool.close(timeout=timeout)
 
 

@@ -7,8 +7,10 @@ by SNS (ses_events, which cannot send a key and checks the SNS message signature
 /d/<token> links, /healthz, /readyz and /metrics are outside /v1 and need no key.
 
 Each worker process remembers the keys it verified for EXPORTS_API_KEY_CACHE_SECONDS
-(default 5), so most requests cost no query for their key: a revoked key keeps working in
-a worker that verified it for at most that long (clients.KeyCache).
+(default 5), so most requests cost no query for their key. Revoking a key NOTIFYs every
+worker, which forgets what it cached (clients.RevocationListener): a revoked key stops
+working within milliseconds; only while a worker's listening connection is down can it
+keep working there, for at most the cache's seconds.
 """
 
 from __future__ import annotations
@@ -29,9 +31,12 @@ KEY_CACHE = "exports.api_key_cache"
 def protect(app: Flask) -> None:
     """Require a valid API key on /v1 requests; the key's tenant goes into flask.g.tenant."""
     app.before_request(require_api_key)
-    app.extensions[KEY_CACHE] = clients.KeyCache(
-        app.extensions["exports"].settings.api_key_cache_seconds
-    )
+    services = app.extensions["exports"]
+    cache = app.extensions[KEY_CACHE] = clients.KeyCache(services.settings.api_key_cache_seconds)
+    if cache.seconds > 0:
+        listener = clients.RevocationListener(services.settings.database_url, cache)
+        listener.start()
+        services.on_close(listener.stop)
 
 
 def require_api_key() -> None:

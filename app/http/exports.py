@@ -10,7 +10,7 @@ from app import jobs
 from app.http import parsing
 from app.http.problems import Problem, not_found
 from app.http.render import job_json, kinds_json
-from app.http.tenancy import current_tenant
+from app.http.tenancy import current_storing_tenant, current_tenant
 from app.services import Services, current_services
 
 bp = Blueprint("exports", __name__, url_prefix="/v1")
@@ -28,7 +28,7 @@ def create_export() -> Response:
         with services.pool.connection() as conn:
             job, created = jobs.request_export(
                 conn,
-                current_tenant(),
+                current_storing_tenant(),
                 export,
                 idempotency_key=key,
                 max_attempts=services.settings.max_attempts,

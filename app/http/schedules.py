@@ -15,7 +15,7 @@ from app.catalog import Catalog, ParamsInvalid
 from app.http import parsing
 from app.http.openapi_schedules import SCHEDULE_PATCH, SCHEDULE_REQUEST, body_errors
 from app.http.problems import Problem, invalid, not_found
-from app.http.tenancy import current_tenant
+from app.http.tenancy import current_storing_tenant, current_tenant
 from app.jobs import ExportRequest
 from app.schedules import Schedule, ScheduleChanges, Timing
 from app.services import current_services
@@ -36,7 +36,7 @@ def create_schedule() -> Response:
         with services.pool.connection() as conn:
             schedule, created = schedules.create_schedule(
                 conn,
-                current_tenant(),
+                current_storing_tenant(),
                 export,
                 timing,
                 enabled=enabled,

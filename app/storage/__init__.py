@@ -5,9 +5,30 @@ Pick a backend by URL with `storage_from_url`: `s3://bucket/prefix` or `file:///
 
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
+
+# A tenant names the first folder of every key it stores: one plain path segment, in the
+# alphabet of owner ids, and never "." or "..", which would name another folder.
+TENANT_PATTERN = re.compile(r"[A-Za-z0-9._:@+|-]{1,100}")
+
+
+def tenant_problem(tenant: str) -> str | None:
+    """Why `tenant` cannot name a folder of stored exports, or None."""
+    if not TENANT_PATTERN.fullmatch(tenant) or tenant in {".", ".."}:
+        return "must be 1-100 of A-Z a-z 0-9 . _ : @ + | - and not '.' or '..'"
+    return None
+
+
+def job_prefix(tenant: str, job_id: uuid.UUID) -> str:
+    """The storage folder that holds a job's files, and only that job's; ValueError for a
+    tenant tenant_problem refuses (checked before a job is queued, so this is a last guard)."""
+    if problem := tenant_problem(tenant):
+        raise ValueError(f"tenant {tenant!r} {problem}")
+    return f"{tenant}/{job_id}/"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from app.errors import PermanentError
 from app.logs import bind_context
 from app.outbox import Message
 from app.services import Services
+from app.storage import job_prefix
 from poller.export_file import ExportFile
 from poller.handlers import Settled
 from poller.lease import Lease
@@ -132,7 +133,7 @@ class ExportRun:
         bucket's lifecycle rule is the backstop.
         """
         try:
-            removed = self.services.storage.discard(job_prefix(job), keep=keep)
+            removed = self.services.storage.discard(job_prefix(job.tenant, job.id), keep=keep)
         except Exception:
             log.warning(
                 "could not discard earlier attempts' leftovers",
@@ -169,11 +170,10 @@ class ExportRun:
         jobs.fail_export(conn, message, error)
 
 
-def job_prefix(job: jobs.Job) -> str:
-    """The storage folder that holds a job's file, and only that job's files."""
-    return f"{job.tenant}/{job.id}/"
-
-
 def object_key(job: jobs.Job) -> str:
     """Where the file goes: by tenant and job, with a random part nobody can guess."""
-    return f"{job_prefix(job)}{secrets.token_urlsafe(16)}.{job.format}"
+    try:
+        prefix = job_prefix(job.tenant, job.id)
+    except ValueError as exc:  # retrying cannot make the tenant's name storable
+        raise PermanentError(str(exc)) from None
+    return f"{prefix}{secrets.token_urlsafe(16)}.{job.format}"

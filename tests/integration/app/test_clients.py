@@ -84,6 +84,21 @@ def test_names_are_unique_and_plain(db: psycopg.Connection) -> None:
         clients.create_client(db, "ok", tenant="not ok")
 
 
+@pytest.mark.parametrize("tenant", ["..", ".", "a/b", "x" * 101, "tab\there"])
+def test_a_tenant_must_be_able_to_name_a_storage_folder(
+    db: psycopg.Connection, tenant: str
+) -> None:
+    # Issue 12: `create-key --tenant ..` was accepted, and every export of it then failed
+    # with file storage after all its retries.
+    with pytest.raises(ValueError, match="tenant"):
+        clients.create_client(db, "backend", tenant=tenant)
+
+
+def test_a_tenant_in_the_alphabet_of_owner_ids_is_fine(db: psycopg.Connection) -> None:
+    client, _ = clients.create_client(db, "backend", tenant="acme:eu@2+x|y.z_w-1")
+    assert client.tenant == "acme:eu@2+x|y.z_w-1"
+
+
 def test_several_keys_may_share_a_tenant(db: psycopg.Connection) -> None:
     _, old = clients.create_client(db, "backend")
     _, new = clients.create_client(db, "backend-2", tenant="backend")

@@ -3,6 +3,7 @@ another tenant's jobs and schedules are 404 on every endpoint and missing from e
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -12,8 +13,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
-from app import clients
+from app import clients, create_app
 from app.http.auth import KEY_CACHE, PUBLIC_BLUEPRINTS
+from app.settings import Settings
+from tests.conftest import api_key
 from tests.support.exports import job_row, submit
 from tests.support.waiting import wait_until
 
@@ -123,10 +126,36 @@ def test_a_revoked_key_is_401_from_then_on(
     assert_unauthorized(client.post("/v1/exports", json={}), invalid_token=True)
 
 
-def test_a_verified_key_is_trusted_for_the_cache_window(
+def test_a_revoked_key_is_refused_at_once_by_a_worker_that_cached_it(
+    settings: Settings, db: psycopg.Connection
+) -> None:
+    # Issue 12: revocation waited out EXPORTS_API_KEY_CACHE_SECONDS; now the revoke's
+    # NOTIFY clears every worker's cache. A 60 s cache makes any wait for expiry obvious.
+    cached = create_app(dataclasses.replace(settings, api_key_cache_seconds=60))
+    try:
+        key = api_key(settings.database_url, "cached", "default")
+        client = anonymous(cached)
+        bearer = {"Authorization": f"Bearer {key}"}
+        assert client.get("/v1/exports", headers=bearer).status_code == 200
+        assert cached.extensions[KEY_CACHE].get(key) is not None  # trusted without a query
+
+        clients.revoke(db, key.split("_")[1])
+
+        wait_until(
+            lambda: client.get("/v1/exports", headers=bearer).status_code == 401,
+            timeout=5,
+            what="the revoked key refused (the cache holds it for 60 s)",
+        )
+    finally:
+        cached.extensions["exports"].close()
+
+
+def test_without_the_listener_a_verified_key_is_trusted_for_the_cache_window(
     app: Flask, client: FlaskClient, db: psycopg.Connection
 ) -> None:
-    app.extensions[KEY_CACHE].seconds = 60  # the tests' settings switch the cache off
+    # The tests' settings switch the cache (and so the listener) off; this turns the cache
+    # alone on: what a worker does while its listening connection is down.
+    app.extensions[KEY_CACHE].seconds = 60
     assert client.get("/v1/exports").status_code == 200
     prefix = app.config["TEST_API_KEY"].split("_")[1]
 
@@ -286,3 +315,35 @@ def test_no_route_is_a_404_or_405_even_without_a_key(
 
     assert response.status_code == status
     assert response.mimetype == "application/problem+json"
+
+
+def test_a_tenant_that_cannot_name_a_storage_folder_queues_nothing(
+    app: Flask, db: psycopg.Connection
+) -> None:
+    # A key made before tenants were checked (issue 12): refused before anything is queued,
+    # not failed after every retry of every export.
+    key = "exp_0123456789ab_" + "k" * 43
+    # As before migration 0008, whose CHECK keeps such tenants out of new rows.
+    db.execute("ALTER TABLE exports.api_clients DROP CONSTRAINT api_clients_tenant_check")
+    db.execute(
+        "INSERT INTO exports.api_clients (name, tenant, key_prefix, key_hash)"
+        " VALUES ('legacy', '..', '0123456789ab', %s)",
+        [clients.hash_key(key)],
+    )
+    client = anonymous(app)
+    bearer = {"Authorization": f"Bearer {key}"}
+
+    export = client.post(
+        "/v1/exports", json={"owner_id": "u", "kind": "demo_orders"}, headers=bearer
+    )
+    schedule = client.post(
+        "/v1/schedules",
+        json={"owner_id": "u", "kind": "demo_orders", "cron": "0 8 * * *", "timezone": "UTC"},
+        headers=bearer,
+    )
+
+    for response in (export, schedule):
+        assert response.status_code == 403
+        assert response.get_json()["type"].endswith("/tenant-unusable")
+    assert db.execute("SELECT count(*) AS n FROM exports.jobs").fetchone()["n"] == 0
+    assert client.get("/v1/exports", headers=bearer).status_code == 200  # reading still works
