@@ -166,6 +166,7 @@ def _paths() -> dict[str, Any]:
                         },
                     },
                     "400": _problem_ref("BadRequest"),
+                    "403": _problem_ref("TenantUnusable"),
                     "409": _problem_ref("IdempotencyConflict"),
                     "413": _problem_ref("PayloadTooLarge"),
                     "415": _problem_ref("UnsupportedMediaType"),
@@ -481,6 +482,10 @@ def _responses() -> dict[str, Any]:
         "IdempotencyConflict": problem(
             "`idempotency-conflict`: this Idempotency-Key was used with another body; "
             "`job_id` names the first job."
+        ),
+        "TenantUnusable": problem(
+            "`tenant-unusable`: the API key's tenant cannot name a storage folder (a key made "
+            "before tenant names were checked); ask the operator for a new key."
         ),
         "ScheduleConflict": problem(
             "`idempotency-conflict`: this Idempotency-Key was used with another body "

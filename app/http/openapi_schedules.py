@@ -151,6 +151,7 @@ def paths() -> dict[str, Any]:
                         },
                     },
                     "400": _response("BadRequest"),
+                    "403": _response("TenantUnusable"),
                     "409": _response("ScheduleConflict"),
                     "413": _response("PayloadTooLarge"),
                     "415": _response("UnsupportedMediaType"),
