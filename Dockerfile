@@ -11,7 +11,7 @@
 # Two stages: the builder turns the project and its dependencies into wheels; the runtime
 # installs them (not editable: docs/decisions.md #16) and carries no build context, pip
 # cache or source tree. sql/, migrations/ and alembic.ini are data files of the wheel,
-# installed under /usr/local/share/exports (setup.py; app.settings.PROJECT_ROOT).
+# installed under /usr/local/share/exports (setup.py; app.platform.settings.PROJECT_ROOT).
 # scripts/docker-mirror repeats these steps without Docker.
 
 # An exact tag (bump deliberately); pin by digest in your registry mirror if you need

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.settings import Settings
+from app.platform.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -12,7 +12,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from app.http import auth, downloads, exports, health, observability, openapi, ses_events
     from app.http import schedules as schedules_api
     from app.http.problems import register_problem_handlers
-    from app.services import Services
+    from app.platform.services import Services
 
     settings = settings or Settings.from_env()
     app = Flask(__name__)

@@ -1,7 +1,7 @@
 """Shared helpers for the benchmarks: a scratch database, settings, percentiles, tables.
 
 Benchmarks print numbers; they never assert timings. Each one creates its own database
-on the server (exports_bench_<pid>[_suffix]), migrates it with app.schema.upgrade, adds
+on the server (exports_bench_<pid>[_suffix]), migrates it with app.platform.schema.upgrade, adds
 the demo table, and drops it again at the end (also on Ctrl-C).
 """
 
@@ -27,9 +27,9 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from app.demo import create_demo_table
-from app.schema import upgrade
-from app.settings import PROJECT_ROOT, Settings
+from app.exports.demo import create_demo_table
+from app.platform.schema import upgrade
+from app.platform.settings import PROJECT_ROOT, Settings
 
 DEFAULT_SERVER = os.environ.get(
     "BENCH_SERVER_URL",

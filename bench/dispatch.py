@@ -27,10 +27,10 @@ from dataclasses import dataclass
 import _common as c
 import psycopg
 
-from app import jobs
-from app.db import QUERIES
-from app.jobs import ExportRequest
-from app.settings import Settings
+from app.exports import jobs
+from app.exports.jobs import ExportRequest
+from app.platform.db import QUERIES
+from app.platform.settings import Settings
 
 HOST = str(c.ROOT / "bench" / "poller_host.py")
 

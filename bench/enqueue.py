@@ -1,6 +1,6 @@
 """Benchmark 3: enqueue. The domain function, the HTTP API under load, and pgbench.
 
-- `app.jobs.request_export` (job row + export.run message, one transaction, what
+- `app.exports.jobs.request_export` (job row + export.run message, one transaction, what
   POST /v1/exports runs) in a loop: 1 producer, then 4 producer processes.
 - `exports-api` (gunicorn, production settings: EXPORTS_ENV=production, its default
   workers and threads) under 8 concurrent keep-alive connections POSTing exports for a
@@ -27,9 +27,9 @@ from typing import Any
 import _common as c
 import psycopg
 
-from app import jobs
-from app.jobs import ExportRequest
-from app.settings import Settings
+from app.exports import jobs
+from app.exports.jobs import ExportRequest
+from app.platform.settings import Settings
 
 # A fresh owner per request: the API limits how many exports one owner may have queued.
 BODY = {
@@ -114,9 +114,9 @@ def pgbench_rate(url: str, clients: int, seconds: float) -> float:
 
 
 def api_key(url: str) -> str | None:
-    """A bearer key for the API when it requires one (app.clients exists), else None."""
+    """A bearer key for the API when it requires one (app.tenancy.clients exists), else None."""
     try:
-        from app import clients
+        from app.tenancy import clients
     except ImportError:
         return None
     with psycopg.connect(url) as conn:

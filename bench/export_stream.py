@@ -24,11 +24,11 @@ import _common as c
 import psycopg
 from dispatch import poller_hosts
 
-from app import jobs
-from app.catalog import load_catalog
-from app.demo import seed_demo_orders
-from app.jobs import ExportRequest
-from app.settings import Settings
+from app.exports import jobs
+from app.exports.catalog import load_catalog
+from app.exports.demo import seed_demo_orders
+from app.exports.jobs import ExportRequest
+from app.platform.settings import Settings
 
 OWNER = "user-1"
 MOTO = """

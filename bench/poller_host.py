@@ -21,11 +21,11 @@ import threading
 from types import FrameType
 from typing import Any, BinaryIO
 
-from app.outbox import EXPORT_RUN
-from app.settings import Settings
+from app.platform.settings import Settings
+from app.queue.outbox import EXPORT_RUN
 from app.storage import Download
+from poller.core.lease import Lease
 from poller.handlers import Settled
-from poller.lease import Lease
 from poller.main import build_poller
 
 READ_SIZE = 16 * 1024 * 1024  # what S3's multipart upload asks for: one part at a time
@@ -51,13 +51,13 @@ class NoopHandler:
 
     def retry(self, conn: Any, message: Any, error: str, delay: float) -> None:
         """Not expected: a no-op does not fail."""
-        from app import outbox
+        from app.queue import outbox
 
         outbox.retry_message(conn, message, error, delay)
 
     def give_up(self, conn: Any, message: Any, error: str) -> None:
         """Not expected: a no-op does not fail."""
-        from app import outbox
+        from app.queue import outbox
 
         outbox.bury_message(conn, message, error)
 

@@ -6,7 +6,7 @@ could; the trigger NOTIFYs the scheduler, which then sleeps until the slot); the
 the job's created_at (the database's clock in the firing transaction) minus the slot.
 Also measured: when the job became visible (committed), polled every 5 ms by the database's
 clock. Samples run one at a time. Then a burst: --burst schedules share one slot (fired
-in transactions of poller.scheduler.FIRE_BATCH: when the first and the last were visible).
+in transactions of poller.periodic.scheduler.FIRE_BATCH: when the first and the last were visible).
 The schedules' cron is yearly, so nothing fires by itself during the run.
 
 The poller counts as started once its scheduler's connection to this scratch database
@@ -31,9 +31,9 @@ import _common as c
 import psycopg
 from psycopg.rows import dict_row
 
-from app import schedules
-from app.jobs import ExportRequest
-from app.schedules import Timing
+from app.exports.jobs import ExportRequest
+from app.schedules import store
+from app.schedules.timing import Timing
 
 
 def parse_args() -> argparse.Namespace:
@@ -78,7 +78,7 @@ def scheduler_listening(watcher: psycopg.Connection) -> bool:
                WHERE datname = current_database()
                  AND application_name = 'exports-poller-scheduler'
                  AND query ILIKE %s""",
-            (f"LISTEN {schedules.CHANNEL}%",),
+            (f"LISTEN {store.CHANNEL}%",),
         ).fetchone()
         is not None
     )
@@ -88,7 +88,7 @@ def create_schedules(conn: psycopg.Connection, count: int) -> list[str]:
     """`count` paused yearly schedules (their slots are set by hand below)."""
     ids = []
     for i in range(count):
-        schedule, _ = schedules.create_schedule(
+        schedule, _ = store.create_schedule(
             conn,
             "default",
             ExportRequest(f"user-{i}", "demo_orders", {}, "csv", None),

@@ -7,8 +7,8 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from app.db import sqlalchemy_url
-from app.settings import Settings
+from app.platform.db import sqlalchemy_url
+from app.platform.settings import Settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

@@ -11,22 +11,22 @@ from types import FrameType
 import click
 from prometheus_client import REGISTRY
 
-from app.db import open_pool
-from app.logs import configure_logging
-from app.metrics import queue_collector
-from app.monitoring import init_sentry
-from app.outbox import EXPORT_NOTIFY, EXPORT_RUN
-from app.services import Services
-from app.settings import ConfigError, Settings
-from poller.backoff import Backoff
+from app.platform.db import open_pool
+from app.platform.logs import configure_logging
+from app.platform.metrics import queue_collector
+from app.platform.monitoring import init_sentry
+from app.platform.services import Services
+from app.platform.settings import ConfigError, Settings
+from app.queue.outbox import EXPORT_NOTIFY, EXPORT_RUN
+from poller.core.backoff import Backoff
+from poller.core.dispatch import Poller
+from poller.core.health import HealthServer, check
+from poller.core.registry import WorkerRegistry
 from poller.handlers.export_notify import ExportNotify
 from poller.handlers.export_run import ExportRun
-from poller.health import HealthServer, check
 from poller.mail import mailer_from_url
-from poller.maintenance import Maintenance
-from poller.registry import WorkerRegistry
-from poller.scheduler import Scheduler
-from poller.worker import Poller
+from poller.periodic.maintenance import Maintenance
+from poller.periodic.scheduler import Scheduler
 
 log = logging.getLogger("poller")
 

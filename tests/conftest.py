@@ -17,11 +17,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import clients, create_app
-from app.logs import make_handler
-from app.settings import PROJECT_ROOT, Settings
+from app import create_app
+from app.platform.logs import make_handler
+from app.platform.settings import PROJECT_ROOT, Settings
+from app.tenancy import clients
+from poller.core.dispatch import Poller
 from poller.main import build_poller
-from poller.worker import Poller
 
 pytest_plugins = [
     "tests.support.database",

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from flask import Flask, current_app, g, request
 
-from app import clients
 from app.http.problems import Problem
-from app.services import current_services
+from app.platform.services import current_services
+from app.tenancy import clients
 
 PROTECTED_PREFIX = "/v1/"
 PUBLIC_BLUEPRINTS = frozenset({"openapi", "ses_events"})

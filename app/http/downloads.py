@@ -7,10 +7,10 @@ import html
 
 from flask import Blueprint, Response, redirect, request, send_file
 
-from app import jobs
+from app.exports import jobs
+from app.exports.links import LinkExpired, LinkInvalid
 from app.http.problems import Problem
-from app.links import LinkExpired, LinkInvalid
-from app.services import current_services
+from app.platform.services import current_services
 
 bp = Blueprint("downloads", __name__)
 

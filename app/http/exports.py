@@ -6,12 +6,12 @@ import uuid
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from app import jobs
+from app.exports import jobs
 from app.http import parsing
 from app.http.problems import Problem, not_found
 from app.http.render import job_json, kinds_json
 from app.http.tenancy import current_storing_tenant, current_tenant
-from app.services import Services, current_services
+from app.platform.services import Services, current_services
 
 bp = Blueprint("exports", __name__, url_prefix="/v1")
 # A slot frees when an export ends, typically within seconds to minutes.

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from app.http.problems import Problem
-from app.schema import head_revision
-from app.services import current_services
+from app.platform.schema import head_revision
+from app.platform.services import current_services
 
 bp = Blueprint("health", __name__)
 

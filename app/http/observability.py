@@ -7,10 +7,10 @@ import time
 
 from flask import Blueprint, Flask, Response, g, has_request_context, request
 
-from app import monitoring
-from app.logs import add_context_source, bind_context, request_id_from, unbind_context
-from app.metrics import HTTP_REQUESTS, HTTP_SECONDS, exposition
-from app.services import current_services
+from app.platform import monitoring
+from app.platform.logs import add_context_source, bind_context, request_id_from, unbind_context
+from app.platform.metrics import HTTP_REQUESTS, HTTP_SECONDS, exposition
+from app.platform.services import current_services
 
 log = logging.getLogger("exports.api")
 bp = Blueprint("observability", __name__)

@@ -13,11 +13,11 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from app.catalog import FORMATS, Catalog
+from app.exports.catalog import FORMATS, Catalog
 from app.http import docs, openapi_schedules, schemas
 from app.http.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 from app.http.problems import PROBLEM_BASE
-from app.services import current_services
+from app.platform.services import current_services
 
 bp = Blueprint("openapi", __name__)
 

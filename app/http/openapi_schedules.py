@@ -1,6 +1,6 @@
 """OpenAPI 3.1 paths and schemas of the schedule operations, and the request validation.
 
-The request-body schemas here are the ones app/http/schedules.py validates with (JSON Schema
+The request-body schemas here are the ones app/http/store.py validates with (JSON Schema
 draft 2020-12), so the document cannot drift from what the server accepts. What JSON Schema
 cannot say (the kind's params, a cron expression croniter accepts, a time zone zoneinfo
 knows) is checked afterwards and documented in the descriptions.
@@ -12,7 +12,7 @@ from typing import Any
 
 from app.http import parsing
 from app.http.schemas import validate
-from app.schedules import MAX_CRON, MAX_TIMEZONE, UPCOMING_RUNS
+from app.schedules.timing import MAX_CRON, MAX_TIMEZONE, UPCOMING_RUNS
 
 JSON = "application/json"
 _SCHEMAS = "#/components/schemas/"

@@ -14,7 +14,8 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from flask import Request, current_app, g
 
-from app.catalog import Catalog, ParamsInvalid
+from app.exports.catalog import Catalog, ParamsInvalid
+from app.exports.jobs import ExportRequest
 from app.http import schemas
 from app.http.problems import Problem, invalid
 from app.http.schemas import (  # the limits live with the schemas that state them
@@ -24,7 +25,6 @@ from app.http.schemas import (  # the limits live with the schemas that state th
     MAX_OWNER_ID,
     MAX_PAGE,
 )
-from app.jobs import ExportRequest
 
 __all__ = ["DEFAULT_FORMAT", "DEFAULT_PAGE", "MAX_IDEMPOTENCY_KEY", "MAX_OWNER_ID", "MAX_PAGE"]
 

@@ -10,7 +10,7 @@ import psycopg_pool
 from flask import Flask, Response, g, json
 from werkzeug.exceptions import HTTPException
 
-from app.db import RowKeptVanishing
+from app.platform.db import RowKeptVanishing
 
 log = logging.getLogger(__name__)
 

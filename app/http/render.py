@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from app.catalog import Catalog
-from app.jobs import Job
-from app.links import LinkSigner
+from app.exports.catalog import Catalog
+from app.exports.jobs import Job
+from app.exports.links import LinkSigner
 
 
 def job_json(job: Job, links: LinkSigner) -> dict[str, Any]:

@@ -10,15 +10,16 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, url_for
 from psycopg import Connection
 
-from app import schedules
-from app.catalog import Catalog, ParamsInvalid
+from app.exports.catalog import Catalog, ParamsInvalid
+from app.exports.jobs import ExportRequest
 from app.http import parsing
 from app.http.openapi_schedules import SCHEDULE_PATCH, SCHEDULE_REQUEST, body_errors
 from app.http.problems import Problem, invalid, not_found
 from app.http.tenancy import current_storing_tenant, current_tenant
-from app.jobs import ExportRequest
-from app.schedules import Schedule, ScheduleChanges, Timing
-from app.services import current_services
+from app.platform.services import current_services
+from app.schedules import store, timing
+from app.schedules.store import Schedule, ScheduleChanges
+from app.schedules.timing import Timing
 
 bp = Blueprint("schedules", __name__, url_prefix="/v1")
 
@@ -34,17 +35,17 @@ def create_schedule() -> Response:
     key = parsing.idempotency_key(request)
     try:
         with services.pool.connection() as conn:
-            schedule, created = schedules.create_schedule(
+            schedule, created = store.create_schedule(
                 conn,
                 current_storing_tenant(),
                 export,
                 timing,
                 enabled=enabled,
-                now=schedules.database_now(conn),
+                now=store.database_now(conn),
                 idempotency_key=key,
                 max_per_owner=services.settings.max_schedules_per_owner,
             )
-    except schedules.TooManySchedules as exc:
+    except store.TooManySchedules as exc:
         raise Problem(
             409,
             "too-many-schedules",
@@ -53,7 +54,7 @@ def create_schedule() -> Response:
             f"{exc.limit}); delete one before creating another.",
             limit=exc.limit,
         ) from None
-    except schedules.ScheduleIdempotencyConflict as exc:
+    except store.ScheduleIdempotencyConflict as exc:
         raise Problem(
             409,
             "idempotency-conflict",
@@ -83,7 +84,7 @@ def list_schedules() -> Response:
     """Schedules newest first, optionally one owner's, one keyset page at a time."""
     owner_id, limit, before = _list_arguments(request.args)
     with current_services().pool.connection() as conn:
-        page = schedules.list_schedules(
+        page = store.list_schedules(
             conn, current_tenant(), owner_id=owner_id, limit=limit + 1, before=before
         )
     next_cursor = None
@@ -101,8 +102,8 @@ def update_schedule(schedule_id: uuid.UUID) -> Response:
     errors = body_errors(SCHEDULE_PATCH, body)
     if not errors:
         for field, check in (
-            ("cron", schedules.cron_problem),
-            ("timezone", schedules.timezone_problem),
+            ("cron", timing.cron_problem),
+            ("timezone", timing.timezone_problem),
         ):
             if field in body and (problem := check(body[field])):
                 errors[field] = problem
@@ -120,10 +121,10 @@ def update_schedule(schedule_id: uuid.UUID) -> Response:
             enabled=body.get("enabled"),
         )
         try:
-            schedule = schedules.update_schedule(
-                conn, current_tenant(), schedule_id, changes, now=schedules.database_now(conn)
+            schedule = store.update_schedule(
+                conn, current_tenant(), schedule_id, changes, now=store.database_now(conn)
             )
-        except schedules.ScheduleInvalid as exc:
+        except timing.ScheduleInvalid as exc:
             raise invalid(exc.errors) from None
     return jsonify(schedule_json(schedule))
 
@@ -133,8 +134,8 @@ def delete_schedule(schedule_id: uuid.UUID) -> Response:
     """Delete a schedule (204); its jobs stay. Unknown (or already deleted): 404."""
     with current_services().pool.connection() as conn:
         try:
-            schedules.delete_schedule(conn, current_tenant(), schedule_id)
-        except schedules.ScheduleNotFound:
+            store.delete_schedule(conn, current_tenant(), schedule_id)
+        except store.ScheduleNotFound:
             raise not_found(f"There is no schedule {schedule_id}.") from None
     return Response(status=204)
 
@@ -176,21 +177,21 @@ def _schedule_request(body: Any, catalog: Catalog) -> tuple[ExportRequest, Timin
         for field, detail in problem.errors.items():
             errors.setdefault(field, detail)
     for field, check in (
-        ("cron", schedules.cron_problem),
-        ("timezone", schedules.timezone_problem),
+        ("cron", timing.cron_problem),
+        ("timezone", timing.timezone_problem),
     ):
         if field not in errors and field in body and (problem_text := check(body[field])):
             errors[field] = problem_text
-    timing = None
+    schedule_timing = None
     if not errors:
         try:
-            timing = Timing(body["cron"], body["timezone"])
-        except schedules.ScheduleInvalid as exc:
+            schedule_timing = Timing(body["cron"], body["timezone"])
+        except timing.ScheduleInvalid as exc:
             errors.update(exc.errors)
     if errors:
         raise invalid(errors)
-    assert export is not None and timing is not None
-    return export, timing, body.get("enabled", True)
+    assert export is not None and schedule_timing is not None
+    return export, schedule_timing, body.get("enabled", True)
 
 
 def _params(kind_name: str, params: Any, catalog: Catalog, errors: dict[str, str]) -> Any:
@@ -236,8 +237,8 @@ def _list_arguments(
 
 def _schedule_or_404(conn: Connection, schedule_id: uuid.UUID) -> Schedule:
     try:
-        return schedules.get_schedule(conn, current_tenant(), schedule_id)
-    except schedules.ScheduleNotFound:
+        return store.get_schedule(conn, current_tenant(), schedule_id)
+    except store.ScheduleNotFound:
         raise not_found(f"There is no schedule {schedule_id}.") from None
 
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
-from app.catalog import FORMATS, PARAM_TYPES, Catalog, ExportKind, Param
+from app.exports.catalog import FORMATS, PARAM_TYPES, Catalog, ExportKind, Param
+from app.exports.jobs import STATES
 from app.http.problems import PROBLEM_BASE
-from app.jobs import STATES
 
 DEFAULT_FORMAT = "csv.gz"
 MAX_OWNER_ID = 200

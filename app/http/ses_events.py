@@ -1,7 +1,8 @@
 """POST /v1/ses-events: SES delivery, bounce and complaint events, delivered by Amazon SNS.
 
-No API key: SNS cannot send one. Trust comes from the SNS signature instead (app/sns.py):
-the message must be signed by SNS, from an allowed topic, and fresh. SNS retries anything
+No API key: SNS cannot send one. Trust comes from the SNS signature instead
+(app/notifications/sns.py): the message must be signed by SNS, from an allowed topic, and
+fresh. SNS retries anything
 but a 2xx for up to an hour, so a repeat or an unknown message id answers 200 and changes
 nothing, and only our own trouble (a certificate we could not fetch) is worth a 503.
 """
@@ -15,11 +16,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from flask.blueprints import BlueprintSetupState
 
-from app.email_feedback import MalformedEvent, parse_ses_event, record_delivery_event
 from app.http.parsing import read_body
 from app.http.problems import Problem
-from app.services import current_services
-from app.sns import SnsMessage, SnsRejected, SnsUnavailable, SnsVerifier
+from app.notifications.ses_feedback import MalformedEvent, parse_ses_event, record_delivery_event
+from app.notifications.sns import SnsMessage, SnsRejected, SnsUnavailable, SnsVerifier
+from app.platform.services import current_services
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from app.errors import PermanentError
+from app.platform.errors import PermanentError
 from app.storage import Download
 
 COPY_CHUNK = 1024 * 1024

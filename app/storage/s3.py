@@ -10,8 +10,8 @@ from urllib.parse import quote, urlsplit
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.aws import aws_client, boto_errors_classified, classify_boto_error
-from app.retrying import retry_transient
+from app.platform.aws import aws_client, boto_errors_classified, classify_boto_error
+from app.platform.retrying import retry_transient
 from app.storage import Download
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ from typing import Protocol
 
 from psycopg import Connection
 
-from app.outbox import Message
-from poller.lease import Lease
+from app.queue.outbox import Message
+from poller.core.lease import Lease
 
 
 class Settled(enum.Enum):

@@ -7,12 +7,14 @@ import logging
 
 from psycopg import Connection
 
-from app import email_feedback, jobs, outbox
-from app.logs import bind_context
-from app.outbox import Message
-from app.services import Services
+from app.exports import jobs
+from app.notifications import ses_feedback
+from app.platform.logs import bind_context
+from app.platform.services import Services
+from app.queue import outbox
+from app.queue.outbox import Message
+from poller.core.lease import Lease
 from poller.handlers import Settled
-from poller.lease import Lease
 from poller.mail import Mailer
 from poller.mail.compose import compose_failed_email, compose_ready_email
 
@@ -35,10 +37,10 @@ class ExportNotify:
             if job is None or not _owed_an_email(job):
                 outbox.complete_message(conn, message)  # nothing (more) to tell anyone
                 return Settled.BY_HANDLER
-            if job.notify_email and email_feedback.is_suppressed(conn, job.notify_email):
+            if job.notify_email and ses_feedback.is_suppressed(conn, job.notify_email):
                 # It hard-bounced or complained before: sending again hurts our sender
                 # reputation and will not reach them. A final outcome, not a failure.
-                email_feedback.record_email_suppressed(conn, message)
+                ses_feedback.record_email_suppressed(conn, message)
                 log.info("email not sent: address suppressed", extra={"job_id": str(job.id)})
                 return Settled.BY_HANDLER
         bind_context(tenant=job.tenant)  # for every later log line of this message
@@ -71,6 +73,6 @@ def _owed_an_email(job: jobs.Job) -> bool:
     """A finished job whose owner asked to be told and has not been yet."""
     return (
         bool(job.notify_email)
-        and job.email_status not in email_feedback.EMAIL_SETTLED
+        and job.email_status not in ses_feedback.EMAIL_SETTLED
         and job.state in ("succeeded", "failed")
     )

@@ -10,16 +10,17 @@ import psycopg
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
-from app import jobs, metrics
-from app.catalog import FORMATS, ExportKind
-from app.errors import PermanentError
-from app.logs import bind_context
-from app.outbox import Message
-from app.services import Services
+from app.exports import jobs
+from app.exports.catalog import FORMATS, ExportKind
+from app.platform import metrics
+from app.platform.errors import PermanentError
+from app.platform.logs import bind_context
+from app.platform.services import Services
+from app.queue.outbox import Message
 from app.storage import job_prefix
-from poller.export_file import ExportFile
+from poller.core.lease import Lease
 from poller.handlers import Settled
-from poller.lease import Lease
+from poller.handlers.export_file import ExportFile
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ class Mailer(Protocol):
     """Sends one fully built message and returns the id the backend gave it."""
 
     def send(self, message: EmailMessage) -> str:
-        """Send `message`; raise TransientError / PermanentError (app.errors) on failure."""
+        """Send `message`; raise TransientError / PermanentError (app.platform.errors)."""
         ...
 
 

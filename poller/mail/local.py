@@ -10,7 +10,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from app.errors import TransientError
+from app.platform.errors import TransientError
 from poller.mail import ensure_message_id
 
 

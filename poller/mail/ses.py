@@ -9,9 +9,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.aws import aws_client, classify_boto_error
-from app.errors import PermanentError, TransientError
-from app.retrying import retry_transient
+from app.platform.aws import aws_client, classify_boto_error
+from app.platform.errors import PermanentError, TransientError
+from app.platform.retrying import retry_transient
 
 # SES says "slow down" (sending rate or daily quota). botocore's standard retries already
 # retried these a few times within seconds; more quick tries would only add to the pressure,

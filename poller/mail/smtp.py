@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from app.errors import PermanentError, TransientError
-from app.retrying import retry_transient
+from app.platform.errors import PermanentError, TransientError
+from app.platform.retrying import retry_transient
 from poller.mail import ensure_message_id
 
 DEFAULT_TIMEOUT = 30.0

@@ -1,4 +1,4 @@
--- API clients and their keys (app/clients.py). Keys are stored only as sha256 hashes.
+-- API clients and their keys (app/tenancy/clients.py). Keys are stored only as sha256 hashes.
 
 -- name: insert_api_client
 INSERT INTO exports.api_clients (name, tenant, key_prefix, key_hash)

@@ -1,4 +1,4 @@
--- SES feedback (bounces, complaints, deliveries) and the suppression list. See app/email_feedback.py.
+-- SES feedback (bounces, complaints, deliveries) and the suppression list. See app/notifications/ses_feedback.py.
 
 -- name: find_job_by_email_message_id
 SELECT id, email_status FROM exports.jobs WHERE email_message_id = %(message_id)s;

@@ -1,4 +1,4 @@
--- Job state changes. Loaded by app/db.py; every block starts with "-- name: <query name>".
+-- Job state changes. Loaded by app/platform/db.py; every block starts with "-- name: <query name>".
 -- Writes made by a poller are fenced on jobs.attempts (the export.run attempt that owns the
 -- job): a poller whose lease lapsed updates zero rows and must drop its work.
 

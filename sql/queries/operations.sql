@@ -1,4 +1,4 @@
--- Operator and maintenance queries (exports-admin, poller maintenance). Loaded by app/db.py;
+-- Operator and maintenance queries (exports-admin, poller maintenance). Loaded by app/platform/db.py;
 -- every block starts with "-- name: <query name>". State changes call the SQL functions
 -- DBAs use from psql (sql/functions/), so there is one definition of each.
 

@@ -1,4 +1,4 @@
--- The outbox work queue. Loaded by app/db.py; every block starts with "-- name: <query name>".
+-- The outbox work queue. Loaded by app/platform/db.py; every block starts with "-- name: <query name>".
 -- After a claim, every write is fenced on (id, attempts): zero rows updated means the lease
 -- was lost to another poller and the caller must stop.
 
@@ -14,7 +14,7 @@ RETURNING id;
 -- A message that is claimable while still leased_by someone was not handed back: that
 -- poller's lease ran out (killed, crashed, cut off), and the history records it.
 -- `topics` NULL: any topic; else only those (the poller prefetches fast topics only).
--- The columns are app.outbox.Message's fields, in order (rows become Message(*row)).
+-- The columns are app.queue.outbox.Message's fields, in order (rows become Message(*row)).
 WITH next AS MATERIALIZED (
     SELECT id, visible_at FROM exports.outbox
     WHERE done_at IS NULL AND dead_at IS NULL AND visible_at <= now()

@@ -1,5 +1,5 @@
--- Recurring exports. Loaded by app/db.py; every block starts with "-- name: <query name>".
--- app/schedules.py computes slots (cron + time zone); these queries only store them.
+-- Recurring exports. Loaded by app/platform/db.py; every block starts with "-- name: <query name>".
+-- app/schedules/store.py computes slots (cron + time zone); these queries only store them.
 
 -- name: insert_schedule
 -- With an idempotency key, a repeat inserts nothing (see get_schedule_by_key).

@@ -1,5 +1,5 @@
 -- The worker registry (exports.workers): which pollers are alive, and what they hold.
--- Loaded by app/db.py; every block starts with "-- name: <query name>".
+-- Loaded by app/platform/db.py; every block starts with "-- name: <query name>".
 
 -- name: register_worker
 -- A poller starting. Re-registering the same id (it never happens by design: ids carry a

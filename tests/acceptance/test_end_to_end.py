@@ -22,11 +22,12 @@ import pytest
 import requests
 from flask import Flask
 
-from app import clients, create_app
-from app.catalog import load_catalog
-from app.demo import seed_demo_orders
-from app.settings import Settings
-from poller.worker import Poller
+from app import create_app
+from app.exports.catalog import load_catalog
+from app.exports.demo import seed_demo_orders
+from app.platform.settings import Settings
+from app.tenancy import clients
+from poller.core.dispatch import Poller
 from tests.support.aws import REGION, ses_sent_messages
 from tests.support.exports import all_settled, expected_csv, job_ended
 from tests.support.waiting import wait_until

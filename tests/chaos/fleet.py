@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 
-from app.settings import PROJECT_ROOT, Settings
+from app.platform.settings import PROJECT_ROOT, Settings
 from tests.support.processes import settings_env, start_poller_process
 from tests.support.waiting import wait_until
 
@@ -164,7 +164,7 @@ class ApiServer:
         """Start it and wait until /healthz answers."""
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", "from app.server import main; main()"],
+                [sys.executable, "-c", "from app.http.server import main; main()"],
                 cwd=PROJECT_ROOT,
                 env=self._env,
                 stdin=subprocess.DEVNULL,

@@ -40,11 +40,11 @@ import psycopg
 import requests
 from psycopg.rows import dict_row
 
-from app import clients
-from app.catalog import Catalog, load_catalog
-from app.demo import create_demo_table
-from app.schema import upgrade
-from app.settings import PROJECT_ROOT, Settings
+from app.exports.catalog import Catalog, load_catalog
+from app.exports.demo import create_demo_table
+from app.platform.schema import upgrade
+from app.platform.settings import PROJECT_ROOT, Settings
+from app.tenancy import clients
 from tests.chaos.fleet import ApiServer, PollerFleet, PollerProcess
 from tests.chaos.proxy import Exchange, FaultPlan, FaultProxy
 from tests.chaos.servers import MotoServer, PostgresCluster, free_port

@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg
 
-from app.demo import seed_demo_orders
+from app.exports.demo import seed_demo_orders
 
 # seed_demo_orders spreads rows evenly over user-1 .. user-K, so seeding several times with
 # a shrinking K makes low-numbered owners heavy and high-numbered ones light:

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner, Result
 
-from app.cli import cli
+from app.operators.cli import cli
 from tests.support.exports import job_row, messages
 from tests.support.operations import failed_job, queued_job
 

@@ -13,10 +13,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import jobs
-from app.demo import seed_demo_orders
-from app.settings import PROJECT_ROOT
-from poller.worker import Poller
+from app.exports import jobs
+from app.exports.demo import seed_demo_orders
+from app.platform.settings import PROJECT_ROOT
+from poller.core.dispatch import Poller
 from tests.support.exports import all_settled, job_ended, job_row, messages, submit
 from tests.support.operations import claim, failed_job, job_with_dead_email, queued_job
 from tests.support.waiting import wait_until

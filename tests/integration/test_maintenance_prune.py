@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from app import outbox
-from app.maintenance import prune_outbox
+from app.queue import outbox
+from app.queue.outbox import prune_outbox
 from tests.support.operations import claim, failed_job, queued_job
 
 WEEK = dt.timedelta(days=7)

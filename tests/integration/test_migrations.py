@@ -12,7 +12,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from pytest_postgresql.executors.noop import NoopExecutor
 
-from app.schema import alembic_config
+from app.platform.schema import alembic_config
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.settings import PROJECT_ROOT, Settings
+from app.platform.settings import PROJECT_ROOT, Settings
 from tests.support.processes import settings_env
 from tests.support.waiting import wait_until
 

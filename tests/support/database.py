@@ -15,8 +15,8 @@ import pytest
 from psycopg.rows import dict_row
 from pytest_postgresql import factories
 
-from app.demo import create_demo_table
-from app.schema import upgrade
+from app.exports.demo import create_demo_table
+from app.platform.schema import upgrade
 
 TEST_SCHEMA = Path(__file__).parent / "schema.sql"
 

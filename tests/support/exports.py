@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from flask.testing import FlaskClient
 
-from app.settings import Settings
+from app.platform.settings import Settings
 
 TERMINAL = ("succeeded", "failed", "cancelled", "expired")
 

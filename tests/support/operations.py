@@ -6,8 +6,9 @@ import uuid
 
 import psycopg
 
-from app import jobs, outbox
-from app.outbox import Message
+from app.exports import jobs
+from app.queue import outbox
+from app.queue.outbox import Message
 
 REQUEST = jobs.ExportRequest("user-1", "demo_orders", {}, "csv", "owner@example.com")
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from app.settings import PROJECT_ROOT, Settings
+from app.platform.settings import PROJECT_ROOT, Settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -5,7 +5,7 @@ Made in the test, nothing fetched from AWS:
   - an RSA signing key with a self-signed certificate, served by that server as SNS serves
     its SigningCertURL;
   - messages shaped like SNS's, signed over the canonical string as AWS documents it (built
-    here independently of app/sns.py, so the two are checked against each other).
+    here independently of app/notifications/sns.py, so the two are checked against each other).
 
 How the verifier is pointed at it, without a test-only code path: two ordinary settings.
 EXPORTS_SNS_CA_BUNDLE is the test CA's file (so the certificate is fetched over verified

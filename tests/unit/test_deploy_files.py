@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
-from app import metrics
-from app.settings import PROJECT_ROOT
-from poller.worker import HAND_BACK_SECONDS
+from app.platform import metrics
+from app.platform.settings import PROJECT_ROOT
+from poller.core.dispatch import HAND_BACK_SECONDS
 
 DEPLOY = PROJECT_ROOT / "deploy"
 # After the hand-back: deregistering the poller and closing pools, ~1 s each (poller/main.py).
 CLOSING_SECONDS = 2.0
-# gunicorn's graceful_timeout (app/server.py): in-flight requests may finish in it.
+# gunicorn's graceful_timeout (app/http/server.py): in-flight requests may finish in it.
 GUNICORN_GRACE_SECONDS = 20
 
 
@@ -122,7 +122,8 @@ def test_lifecycle_aborts_uploads_and_expires_after_the_retention() -> None:
 
 
 def registered_metric_names() -> set[str]:
-    """Every sample name app/metrics.py can expose (counters' _total, histograms' _bucket...)."""
+    """Every sample name app/platform/metrics.py can expose (counters' _total, histograms'
+    _bucket...)."""
     names: set[str] = set()
     for obj in vars(metrics).values():
         if isinstance(obj, MetricWrapperBase):

@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
-from app import clients
-from app.cli import cli
+from app.operators.cli import cli
+from app.tenancy import clients
 
 
 def test_a_new_key_is_random_prefixed_and_stored_only_as_a_hash(db: psycopg.Connection) -> None:

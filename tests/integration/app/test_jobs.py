@@ -8,8 +8,9 @@ import psycopg
 import pytest
 from flask.testing import FlaskClient
 
-from app import jobs, outbox
-from app.outbox import Message
+from app.exports import jobs
+from app.queue import outbox
+from app.queue.outbox import Message
 
 REQUEST = jobs.ExportRequest("user-1", "demo_orders", {}, "csv", "owner@example.com")
 

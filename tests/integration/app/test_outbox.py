@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from app import outbox
+from app.queue import outbox
 
 
 @pytest.fixture

@@ -10,9 +10,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
-from app import schedules
-from app.jobs import ExportRequest
-from app.schedules import ScheduleChanges, Timing
+from app.exports.jobs import ExportRequest
+from app.schedules import store, timing
+from app.schedules.store import ScheduleChanges
+from app.schedules.timing import Timing
 
 EXPORT = ExportRequest("user-1", "demo_orders", {"since": None}, "csv", None)
 DAILY_0800 = Timing("0 8 * * *", "UTC")
@@ -31,7 +32,7 @@ def conn(database_url: str) -> Iterator[psycopg.Connection]:
 
 
 def create(conn: psycopg.Connection, timing: Timing = DAILY_0800, **kwargs) -> uuid.UUID:
-    schedule, _ = schedules.create_schedule(
+    schedule, _ = store.create_schedule(
         conn,
         kwargs.pop("tenant", "default"),
         kwargs.pop("export", EXPORT),
@@ -44,8 +45,8 @@ def create(conn: psycopg.Connection, timing: Timing = DAILY_0800, **kwargs) -> u
     return schedule.id
 
 
-def fire(conn: psycopg.Connection, now: dt.datetime, limit: int = 100) -> list[schedules.Fired]:
-    fired = schedules.fire_due_schedules(conn, now, limit, max_attempts=5)
+def fire(conn: psycopg.Connection, now: dt.datetime, limit: int = 100) -> list[store.Fired]:
+    fired = store.fire_due_schedules(conn, now, limit, max_attempts=5)
     conn.commit()
     return fired
 
@@ -130,14 +131,14 @@ def test_a_disabled_schedule_does_not_fire_and_re_enabling_does_not_catch_up(
 ) -> None:
     schedule_id = create(conn)
 
-    paused = schedules.update_schedule(
+    paused = store.update_schedule(
         conn, "default", schedule_id, ScheduleChanges(enabled=False), now=at(1, 6)
     )
     conn.commit()
     assert (paused.enabled, paused.next_run_at, paused.upcoming()) == (False, None, [])
     assert fire(conn, at(9, 12)) == []
 
-    resumed = schedules.update_schedule(
+    resumed = store.update_schedule(
         conn, "default", schedule_id, ScheduleChanges(enabled=True), now=at(10, 12)
     )
     conn.commit()
@@ -161,15 +162,15 @@ def test_patch_recomputes_the_next_run_from_now(
 ) -> None:
     schedule_id = create(conn)
 
-    retimed = schedules.update_schedule(
+    retimed = store.update_schedule(
         conn, "default", schedule_id, ScheduleChanges(cron="30 9 * * *"), now=at(1, 9)
     )
     assert retimed.next_run_at == at(1, 9, 30)
-    moved = schedules.update_schedule(
+    moved = store.update_schedule(
         conn, "default", schedule_id, ScheduleChanges(timezone="America/New_York"), now=at(1, 9)
     )
     assert moved.next_run_at == at(1, 13, 30)  # 09:30 EDT
-    reparametrised = schedules.update_schedule(
+    reparametrised = store.update_schedule(
         conn,
         "default",
         schedule_id,
@@ -188,8 +189,8 @@ def test_patch_recomputes_the_next_run_from_now(
 def test_patch_to_a_cron_that_never_matches_is_refused(conn: psycopg.Connection) -> None:
     schedule_id = create(conn)
 
-    with pytest.raises(schedules.ScheduleInvalid):
-        schedules.update_schedule(
+    with pytest.raises(timing.ScheduleInvalid):
+        store.update_schedule(
             conn, "default", schedule_id, ScheduleChanges(cron="0 0 31 2 *"), now=at(1, 9)
         )
 
@@ -197,10 +198,10 @@ def test_patch_to_a_cron_that_never_matches_is_refused(conn: psycopg.Connection)
 def test_another_tenants_schedule_is_not_found(conn: psycopg.Connection) -> None:
     schedule_id = create(conn, tenant="other")
 
-    with pytest.raises(schedules.ScheduleNotFound):
-        schedules.get_schedule(conn, "default", schedule_id)
-    with pytest.raises(schedules.ScheduleNotFound):
-        schedules.delete_schedule(conn, "default", schedule_id)
+    with pytest.raises(store.ScheduleNotFound):
+        store.get_schedule(conn, "default", schedule_id)
+    with pytest.raises(store.ScheduleNotFound):
+        store.delete_schedule(conn, "default", schedule_id)
 
 
 def test_deleting_a_schedule_keeps_its_jobs(
@@ -209,7 +210,7 @@ def test_deleting_a_schedule_keeps_its_jobs(
     schedule_id = create(conn)
     (fired,) = fire(conn, at(1, 8))
 
-    schedules.delete_schedule(conn, "default", schedule_id)
+    store.delete_schedule(conn, "default", schedule_id)
     conn.commit()
 
     job = db.execute("SELECT * FROM exports.jobs WHERE id = %s", (fired.job_id,)).fetchone()
@@ -220,7 +221,7 @@ def test_three_firers_racing_over_500_due_schedules_make_exactly_500_jobs(
     db: psycopg.Connection, conn: psycopg.Connection, database_url: str
 ) -> None:
     for i in range(500):
-        schedules.create_schedule(
+        store.create_schedule(
             conn,
             "default",
             ExportRequest(f"user-{i % 7}", "demo_orders", {}, "csv", None),
@@ -232,7 +233,7 @@ def test_three_firers_racing_over_500_due_schedules_make_exactly_500_jobs(
     conn.commit()
     now = at(1, 8)
     start = threading.Barrier(3)
-    fired_by: list[list[schedules.Fired]] = [[], [], []]
+    fired_by: list[list[store.Fired]] = [[], [], []]
     errors: list[BaseException] = []
 
     def firer(index: int) -> None:

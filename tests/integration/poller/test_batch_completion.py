@@ -10,11 +10,11 @@ from typing import Any
 import psycopg
 from prometheus_client import REGISTRY
 
-from app.outbox import EXPORT_NOTIFY
-from app.settings import Settings
+from app.platform.settings import Settings
+from app.queue.outbox import EXPORT_NOTIFY
+from poller.core.dispatch import Poller
+from poller.core.lease import Lease
 from poller.handlers import Settled
-from poller.lease import Lease
-from poller.worker import Poller
 from tests.support.waiting import wait_until
 
 

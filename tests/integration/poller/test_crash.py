@@ -9,12 +9,12 @@ import psycopg
 import pytest
 from flask.testing import FlaskClient
 
-from app import jobs
-from app.db import LeaseLost
-from app.demo import seed_demo_orders
-from app.outbox import Message
-from app.settings import Settings
-from poller.worker import Poller
+from app.exports import jobs
+from app.exports.demo import seed_demo_orders
+from app.platform.db import LeaseLost
+from app.platform.settings import Settings
+from app.queue.outbox import Message
+from poller.core.dispatch import Poller
 from tests.support.exports import job_ended, job_row, messages, submit
 from tests.support.processes import start_poller_process
 from tests.support.waiting import wait_until

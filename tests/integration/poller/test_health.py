@@ -16,9 +16,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from app.settings import Settings
-from poller.health import HealthServer
-from poller.worker import Poller
+from app.platform.settings import Settings
+from poller.core.dispatch import Poller
+from poller.core.health import HealthServer
 from tests.support.processes import settings_env, start_poller_process
 from tests.support.waiting import wait_until
 

@@ -15,11 +15,11 @@ import pytest
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 
-from app.db import open_pool
-from app.demo import seed_demo_orders
-from app.settings import Settings
-from poller.maintenance import Maintenance, MaintenanceReport
-from poller.worker import Poller
+from app.exports.demo import seed_demo_orders
+from app.platform.db import open_pool
+from app.platform.settings import Settings
+from poller.core.dispatch import Poller
+from poller.periodic.maintenance import Maintenance, MaintenanceReport
 from tests.support.exports import job_ended, job_row, stored_file, submit
 from tests.support.processes import start_poller_process
 from tests.support.waiting import wait_until

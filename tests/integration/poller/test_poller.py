@@ -10,11 +10,11 @@ import psycopg
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import jobs
-from app.catalog import load_catalog
-from app.demo import seed_demo_orders
-from app.settings import Settings
-from poller.worker import Poller
+from app.exports import jobs
+from app.exports.catalog import load_catalog
+from app.exports.demo import seed_demo_orders
+from app.platform.settings import Settings
+from poller.core.dispatch import Poller
 from tests.support.exports import (
     all_settled,
     decompressed,

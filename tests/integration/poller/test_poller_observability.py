@@ -1,6 +1,6 @@
 """A job through a real poller: its log lines name it and leak nothing; Sentry hears once.
 
-Logs are captured by the production handler (app.logs.make_handler) on the root logger;
+Logs are captured by the production handler (app.platform.logs.make_handler) on the root logger;
 Sentry events by a sentry-sdk Transport that keeps envelopes instead of sending them.
 """
 
@@ -19,9 +19,9 @@ from flask.testing import FlaskClient
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
-from app.demo import seed_demo_orders
-from app.monitoring import init_sentry
-from poller.worker import Poller
+from app.exports.demo import seed_demo_orders
+from app.platform.monitoring import init_sentry
+from poller.core.dispatch import Poller
 from tests.support.exports import all_settled, email_text, emails, submit
 from tests.support.waiting import wait_until
 

@@ -10,9 +10,9 @@ from typing import Any
 import psycopg
 from flask.testing import FlaskClient
 
-from app.demo import seed_demo_orders
-from app.settings import Settings
-from poller.registry import package_version
+from app.exports.demo import seed_demo_orders
+from app.platform.settings import Settings
+from poller.core.registry import package_version
 from tests.support.exports import job_ended, messages, submit
 from tests.support.processes import start_poller_process
 from tests.support.waiting import wait_until

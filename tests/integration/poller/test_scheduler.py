@@ -8,8 +8,8 @@ from typing import Any
 import psycopg
 from flask.testing import FlaskClient
 
-from app.demo import seed_demo_orders
-from poller.worker import Poller
+from app.exports.demo import seed_demo_orders
+from poller.core.dispatch import Poller
 from tests.support.exports import job_ended
 from tests.support.waiting import wait_until
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import psycopg
 from flask.testing import FlaskClient
 
-from app.demo import seed_demo_orders
-from app.settings import Settings
-from poller.worker import Poller
+from app.exports.demo import seed_demo_orders
+from app.platform.settings import Settings
+from poller.core.dispatch import Poller
 from tests.support.exports import job_ended, job_row, messages, stored_file, submit
 from tests.support.processes import start_poller_process
 from tests.support.waiting import wait_until

@@ -16,9 +16,9 @@ import psycopg
 import pytest
 from flask import Flask
 
-from app.demo import seed_demo_orders
-from app.settings import Settings
-from poller.worker import Poller
+from app.exports.demo import seed_demo_orders
+from app.platform.settings import Settings
+from poller.core.dispatch import Poller
 from tests.support.exports import all_settled, emails, job_row, messages, submit
 from tests.support.sns import HOST_PATTERN, TOPIC_ARN, FakeSns, ses_event
 from tests.support.waiting import wait_until

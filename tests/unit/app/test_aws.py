@@ -15,8 +15,13 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from app.aws import THROTTLED_MIN_DELAY, aws_client, boto_errors_classified, classify_boto_error
-from app.errors import PermanentError, TransientError
+from app.platform.aws import (
+    THROTTLED_MIN_DELAY,
+    aws_client,
+    boto_errors_classified,
+    classify_boto_error,
+)
+from app.platform.errors import PermanentError, TransientError
 
 
 def client_error(code: str, status: int, operation: str = "PutObject") -> ClientError:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.catalog import (
+from app.exports.catalog import (
     FORMATS,
     CatalogError,
     ExportKind,
@@ -18,7 +18,7 @@ from app.catalog import (
     load_catalog,
     parse_kind,
 )
-from app.settings import Settings
+from app.platform.settings import Settings
 
 OWNER_QUERY = "SELECT id FROM orders WHERE owner_id = %(owner_id)s"
 

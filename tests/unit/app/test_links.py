@@ -10,11 +10,11 @@ import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_decode
 
-from app.links import LinkExpired, LinkInvalid, LinkSigner
+from app.exports.links import LinkExpired, LinkInvalid, LinkSigner
 
 SECRET = "test-secret-key"
 PUBLIC_URL = "https://exports.example.com"
-# The salt app/links.py signs with. Written out on purpose: changing it invalidates every
+# The salt app/exports/links.py signs with. Written out on purpose: changing it invalidates every
 # link already emailed, so this test should notice.
 SALT = "exports.download-link.v1"
 DAY = 24 * 3600

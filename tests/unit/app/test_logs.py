@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.logs import (
+from app.platform.logs import (
     bind_context,
     log_context,
     make_handler,

@@ -18,9 +18,9 @@ from flask import Flask
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
-from app.monitoring import init_sentry, release, report_failed_attempt
-from app.outbox import Message
-from app.settings import Settings
+from app.platform.monitoring import init_sentry, release, report_failed_attempt
+from app.platform.settings import Settings
+from app.queue.outbox import Message
 
 DSN = "https://public@sentry.invalid/1"
 EMAIL = "owner.person@example.com"

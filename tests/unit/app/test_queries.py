@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from app.db import QUERIES, load_queries
-from app.settings import PROJECT_ROOT
+from app.platform.db import QUERIES, load_queries
+from app.platform.settings import PROJECT_ROOT
 
 # Runner → the positions of its query-name arguments.
 RUNNERS = {"fetch_one": (1,), "fetch_all": (1,), "fenced": (1,), "insert_or_find": (1, 2)}
 SOURCE_DIRS = [PROJECT_ROOT / "app", PROJECT_ROOT / "poller"]
-RUNNERS_MODULE = PROJECT_ROOT / "app" / "db.py"  # defines the runners; passes names through
+RUNNERS_MODULE = PROJECT_ROOT / "app" / "platform" / "db.py"  # defines the runners; passes names through
 
 
 def _called_name(call: ast.Call) -> str | None:

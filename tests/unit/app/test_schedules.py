@@ -8,13 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.schedules import (
-    Schedule,
-    ScheduleInvalid,
-    Timing,
-    cron_problem,
-    timezone_problem,
-)
+from app.schedules.store import Schedule
+from app.schedules.timing import ScheduleInvalid, Timing, cron_problem, timezone_problem
 
 NEW_YORK = "America/New_York"
 BERLIN = "Europe/Berlin"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app.settings import PROJECT_ROOT, ConfigError, Settings
+from app.platform.settings import PROJECT_ROOT, ConfigError, Settings
 
 
 def test_empty_environment_gives_working_development_defaults() -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from app.email_feedback import MalformedEvent, parse_ses_event
-from app.sns import SnsRejected, SnsVerifier, canonical_string
+from app.notifications.ses_feedback import MalformedEvent, parse_ses_event
+from app.notifications.sns import SnsRejected, SnsVerifier, canonical_string
 
 TOPIC = "arn:aws:sns:us-east-1:123456789012:exports-ses-events"
 NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)

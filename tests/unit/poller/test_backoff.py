@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from poller.backoff import Backoff
+from poller.core.backoff import Backoff
 
 SAMPLES = 300
 

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Iterator
 
 import pytest
 
-from poller import export_file
-from poller.export_file import ExportFile
+from poller.handlers import export_file
+from poller.handlers.export_file import ExportFile
 
 HEADER = b"order_id,placed_at,note\n"
 

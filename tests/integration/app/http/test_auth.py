@@ -13,9 +13,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.routing import Rule
 
-from app import clients, create_app
+from app import create_app
 from app.http.auth import KEY_CACHE, PUBLIC_BLUEPRINTS
-from app.settings import Settings
+from app.platform.settings import Settings
+from app.tenancy import clients
 from tests.conftest import api_key
 from tests.support.exports import job_row, submit
 from tests.support.waiting import wait_until

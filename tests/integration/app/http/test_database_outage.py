@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 
 from app import create_app
-from app.settings import Settings
+from app.platform.settings import Settings
 
 
 def closed_port() -> int:

@@ -11,9 +11,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from app.demo import seed_demo_orders
-from app.links import TOKEN_SALT
-from poller.worker import Poller
+from app.exports.demo import seed_demo_orders
+from app.exports.links import TOKEN_SALT
+from poller.core.dispatch import Poller
 from tests.support.exports import job_ended, submit
 from tests.support.waiting import wait_until
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 from flask.testing import FlaskClient
 
-from app.schema import head_revision
+from app.platform.schema import head_revision
 
 
 def test_healthz_answers_without_dependencies(client: FlaskClient) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.conftest import api_key
 from tests.support.api_server import ApiServer
 

@@ -11,8 +11,8 @@ import psycopg
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.demo import seed_demo_orders
-from poller.worker import Poller
+from app.exports.demo import seed_demo_orders
+from poller.core.dispatch import Poller
 from tests.support.exports import all_settled, submit
 from tests.support.waiting import wait_until
 

@@ -17,11 +17,11 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from werkzeug.test import TestResponse
 
-from app.catalog import Catalog, ExportKind, Param, ParamsInvalid
-from app.demo import seed_demo_orders
+from app.exports.catalog import Catalog, ExportKind, Param, ParamsInvalid
+from app.exports.demo import seed_demo_orders
 from app.http import openapi
 from app.http.openapi import openapi_document
-from poller.worker import Poller
+from poller.core.dispatch import Poller
 from tests.support.exports import job_ended, submit
 from tests.support.waiting import wait_until
 

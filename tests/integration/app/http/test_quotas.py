@@ -14,12 +14,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 
-from app.catalog import load_catalog
+from app.exports.catalog import load_catalog
 from app.http import parsing
 from app.http.problems import Problem
-from app.settings import Settings
+from app.platform.settings import Settings
 from poller.main import build_poller
-from poller.scheduler import Scheduler
+from poller.periodic.scheduler import Scheduler
 
 LIMIT = 3
 

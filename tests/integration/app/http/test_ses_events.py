@@ -19,7 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from app.settings import Settings
+from app.platform.settings import Settings
 from tests.support.sns import (
     HOST_PATTERN,
     OTHER_TOPIC_ARN,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.errors import PermanentError
+from app.platform.errors import PermanentError
 from app.storage import storage_from_url
 from app.storage.local import FileStorage
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from app.errors import PermanentError, TransientError
+from app.platform.errors import PermanentError, TransientError
 from app.storage.s3 import S3Storage
 from tests.support.aws import REGION
 

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from app.errors import PermanentError, TransientError
+from app.platform.errors import PermanentError, TransientError
 from poller.mail import mailer_from_url
 from poller.mail.compose import compose_ready_email
 from poller.mail.ses import (

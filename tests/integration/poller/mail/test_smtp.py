@@ -14,7 +14,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from app.errors import PermanentError, TransientError
+from app.platform.errors import PermanentError, TransientError
 from poller.mail import mailer_from_url
 from poller.mail.smtp import SmtpMailer
 

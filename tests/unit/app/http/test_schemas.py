@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from app.catalog import Catalog, ExportKind, Param, load_catalog
+from app.exports.catalog import Catalog, ExportKind, Param, load_catalog
+from app.exports.jobs import Job
+from app.exports.links import LinkSigner
 from app.http import schemas
 from app.http.problems import Problem, invalid
 from app.http.render import job_json, kinds_json
-from app.jobs import Job
-from app.links import LinkSigner
-from app.settings import PROJECT_ROOT
+from app.platform.settings import PROJECT_ROOT
 
 KIND = ExportKind(
     name="orders",

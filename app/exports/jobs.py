@@ -1,0 +1,448 @@
+"""The jobs domain: every change of an export job's state happens through these functions.
+
+    queued ──start──► running ──finish──► succeeded ──(retention)──► expired
+       ▲                 │ └────fail────► failed
+       └────requeue──────┘
+    queued | running ──cancel──► cancelled
+
+The API calls request_export / cancel_job; the poller calls the rest, always naming the
+outbox message (and so the attempt) it holds. Each function is one transaction's worth of
+work on the caller's connection; the caller commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, fields
+from typing import Any
+
+from psycopg import Connection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from app.platform.db import QUERIES, fenced, fetch_all, fetch_one, insert_or_find
+from app.queue import outbox
+from app.queue.outbox import Message
+from app.storage import Storage
+
+DEFAULT_TENANT = "default"
+STATES = ("queued", "running", "succeeded", "failed", "cancelled", "expired")
+NOTIFY_MAX_ATTEMPTS = 8
+
+
+@dataclass(frozen=True)
+class Job:
+    """One row of exports.jobs."""
+
+    id: uuid.UUID
+    tenant: str
+    owner_id: str
+    kind: str
+    params: dict[str, Any]
+    format: str
+    notify_email: str | None
+    state: str
+    attempts: int
+    idempotency_key: str | None
+    request_fingerprint: str | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    progress_rows: int
+    progress_bytes: int
+    result_key: str | None
+    result_rows: int | None
+    result_bytes: int | None
+    result_sha256: str | None
+    result_content_type: str | None
+    expires_at: dt.datetime | None
+    last_error: str | None
+    notified_at: dt.datetime | None
+    email_message_id: str | None
+    email_status: str | None
+    schedule_id: uuid.UUID | None
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Job:
+        """Build from a dict row, ignoring columns this code does not know yet."""
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """A validated request for an export (params already checked against the catalog)."""
+
+    owner_id: str
+    kind: str
+    params: dict[str, Any]
+    format: str
+    notify_email: str | None
+
+    def fingerprint(self) -> str:
+        """sha256 of the request's canonical JSON: tells a retry from a different request."""
+        canonical = json.dumps(self.__dict__, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What a finished export produced."""
+
+    key: str
+    rows: int
+    bytes: int
+    sha256: str
+    content_type: str
+
+
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key was used before with a different request body."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"idempotency key already used for job {job.id}")
+        self.job = job
+
+
+class QuotaExceeded(Exception):
+    """The owner already has `limit` exports queued or running for this tenant."""
+
+    def __init__(self, active: int, limit: int) -> None:
+        super().__init__(f"{active} exports queued or running (limit {limit})")
+        self.active = active
+        self.limit = limit
+
+
+class JobNotFound(Exception):
+    """No job with that id for this tenant."""
+
+
+class NotCancellable(Exception):
+    """The job already ended; `job` is its current state."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"job {job.id} is {job.state}")
+        self.job = job
+
+
+class ExportStopped(Exception):
+    """The running export must stop: the job was cancelled, or our lease was lost."""
+
+
+def request_export(
+    conn: Connection,
+    tenant: str,
+    request: ExportRequest,
+    *,
+    idempotency_key: str | None,
+    max_attempts: int,
+    max_active: int = 0,
+    dedupe_seconds: float = 0,
+    schedule_id: uuid.UUID | None = None,
+) -> tuple[Job, bool]:
+    """Insert the job and its export.run message together; (job, created).
+
+    A repeated idempotency key returns the first job (created=False) or raises
+    IdempotencyConflict when the body differs. Without a key, an identical request of the
+    last `dedupe_seconds` returns that job (created=False). QuotaExceeded when the owner
+    already has `max_active` jobs queued or running (0: no limit; 0 s: no dedupe).
+    `schedule_id` names the schedule that queued it, if any.
+    """
+    fingerprint = request.fingerprint()
+    if max_active or (dedupe_seconds and idempotency_key is None):
+        earlier, active = _check_owner_requests(
+            conn,
+            tenant,
+            request.owner_id,
+            fingerprint,
+            idempotency_key=idempotency_key,
+            count_active=bool(max_active),
+            dedupe_seconds=dedupe_seconds,
+        )
+        if earlier is not None:
+            if idempotency_key is not None:  # a replay is never refused for the quota
+                return _replayed(Job.from_row(earlier), fingerprint), False
+            return Job.from_row(earlier), False  # the recent twin
+        if max_active and active >= max_active:
+            raise QuotaExceeded(active, max_active)
+    row, created = insert_or_find(
+        conn,
+        "insert_job_with_message",
+        "get_job_by_key",
+        {
+            "tenant": tenant,
+            "owner_id": request.owner_id,
+            "kind": request.kind,
+            "params": Jsonb(request.params),
+            "format": request.format,
+            "notify_email": request.notify_email,
+            "idempotency_key": idempotency_key,
+            "request_fingerprint": fingerprint,
+            "schedule_id": schedule_id,
+            "topic": outbox.EXPORT_RUN,
+            "payload": Jsonb({}),
+            "max_attempts": max_attempts,
+        },
+        {"tenant": tenant, "owner_id": request.owner_id, "idempotency_key": idempotency_key},
+    )
+    if not created:  # the key was taken (possibly by a concurrent twin of this request)
+        return _replayed(Job.from_row(row), fingerprint), False
+    return Job.from_row(row), True
+
+
+def _check_owner_requests(
+    conn: Connection,
+    tenant: str,
+    owner_id: str,
+    fingerprint: str,
+    *,
+    idempotency_key: str | None,
+    count_active: bool,
+    dedupe_seconds: float,
+) -> tuple[dict[str, Any] | None, int]:
+    """Lock the owner's requests until commit, then (earlier job, active jobs count).
+
+    The earlier job is the one the idempotency key names, else (with dedupe) a recent
+    twin. One round trip: the statements are pipelined. Each runs after the lock is
+    granted, with its own snapshot (READ COMMITTED), so it sees what the previous holder
+    of the lock committed: two concurrent requests cannot both see a free slot (or both
+    miss the twin the other is creating). A hash collision of the lock only makes two
+    owners wait for each other briefly.
+    """
+    owner = {"tenant": tenant, "owner_id": owner_id}
+    looking = counting = None
+    with conn.pipeline():
+        conn.execute(QUERIES["lock_owner_requests"], owner)
+        if idempotency_key is not None:
+            looking = conn.cursor(row_factory=dict_row)
+            looking.execute(
+                QUERIES["get_job_by_key"], {**owner, "idempotency_key": idempotency_key}
+            )
+        elif dedupe_seconds:
+            looking = conn.cursor(row_factory=dict_row)
+            looking.execute(
+                QUERIES["find_recent_twin"],
+                {**owner, "request_fingerprint": fingerprint, "seconds": dedupe_seconds},
+            )
+        if count_active:
+            counting = conn.cursor(row_factory=dict_row)
+            counting.execute(QUERIES["count_active_jobs"], owner)
+    earlier = looking.fetchone() if looking is not None else None
+    counted = counting.fetchone() if counting is not None else None
+    return earlier, counted["active"] if counted is not None else 0
+
+
+def _replayed(job: Job, fingerprint: str) -> Job:
+    """The job a reused idempotency key names, if the request is the same one."""
+    if job.request_fingerprint != fingerprint:
+        raise IdempotencyConflict(job)
+    return job
+
+
+def get_job(conn: Connection, tenant: str, job_id: uuid.UUID) -> Job:
+    """The tenant's job; JobNotFound otherwise (another tenant's job is 'not found' too)."""
+    row = fetch_one(conn, "get_job", tenant=tenant, id=job_id)
+    if row is None:
+        raise JobNotFound(str(job_id))
+    return Job.from_row(row)
+
+
+def list_jobs(
+    conn: Connection,
+    tenant: str,
+    *,
+    owner_id: str | None,
+    state: str | None,
+    limit: int,
+    before: tuple[dt.datetime, uuid.UUID] | None,
+) -> list[Job]:
+    """Newest first, starting after the keyset position `before` (created_at, id)."""
+    rows = fetch_all(
+        conn,
+        "list_jobs",
+        tenant=tenant,
+        owner_id=owner_id,
+        state=state,
+        before_created_at=before[0] if before else None,
+        before_id=before[1] if before else None,
+        limit=limit,
+    )
+    return [Job.from_row(r) for r in rows]
+
+
+def cancel_job(conn: Connection, tenant: str, job_id: uuid.UUID) -> Job:
+    """queued/running → cancelled. A running export notices at its next progress write."""
+    row = fetch_one(conn, "cancel_job", tenant=tenant, id=job_id)
+    if row is not None:
+        return Job.from_row(row)
+    job = get_job(conn, tenant, job_id)  # raises JobNotFound
+    if job.state == "cancelled":
+        return job  # cancelling twice is not an error: the caller gets what it asked for
+    raise NotCancellable(job)
+
+
+# --- poller side ---------------------------------------------------------------------------
+
+
+def start_export(conn: Connection, message: Message) -> Job | None:
+    """Claim the job for this attempt (→ running); None if it ended (cancelled) or a later
+    attempt holds it."""
+    row = fetch_one(conn, "start_export", id=message.job_id, attempt=message.attempts)
+    return Job.from_row(row) if row else None
+
+
+def record_progress(conn: Connection, message: Message, *, rows: int, bytes_: int) -> None:
+    """Store progress; ExportStopped when the job was cancelled or re-claimed meanwhile."""
+    row = fetch_one(
+        conn,
+        "record_progress",
+        id=message.job_id,
+        attempt=message.attempts,
+        rows=rows,
+        bytes=bytes_,
+    )
+    if row is None:
+        raise ExportStopped(f"job {message.job_id} is no longer running under this attempt")
+
+
+def finish_export(
+    conn: Connection, message: Message, result: ExportResult, *, retention_seconds: int
+) -> Job:
+    """In one transaction: job succeeded with its result, message done, notify queued."""
+    row = fenced(
+        conn,
+        "finish_export",
+        id=message.job_id,
+        attempt=message.attempts,
+        key=result.key,
+        rows=result.rows,
+        bytes=result.bytes,
+        sha256=result.sha256,
+        content_type=result.content_type,
+        retention_seconds=retention_seconds,
+    )
+    outbox.complete_message(conn, message)
+    job = Job.from_row(row)
+    if job.notify_email:
+        outbox.add_message(conn, outbox.EXPORT_NOTIFY, job.id, max_attempts=NOTIFY_MAX_ATTEMPTS)
+    return job
+
+
+def retry_export(conn: Connection, message: Message, error: str, delay_seconds: float) -> None:
+    """A transient failure: back to queued until the message's back-off passes."""
+    outbox.retry_message(conn, message, error, delay_seconds)  # the fence: LeaseLost if not ours
+    fetch_one(conn, "requeue_export", id=message.job_id, error=error)
+
+
+def fail_export(conn: Connection, message: Message, error: str) -> Job | None:
+    """Give up: message dead, job failed, a failure email queued if anyone is to be told.
+
+    None when the job had already ended otherwise (cancelled): it keeps that state.
+    """
+    outbox.bury_message(conn, message, error)  # the fence: LeaseLost if not ours
+    row = fetch_one(conn, "fail_export", id=message.job_id, error=error)
+    if row is None:
+        return None
+    job = Job.from_row(row)
+    if job.notify_email:
+        outbox.add_message(conn, outbox.EXPORT_NOTIFY, job.id, max_attempts=NOTIFY_MAX_ATTEMPTS)
+    return job
+
+
+def hand_back(conn: Connection, messages: list[Message], worker: str) -> set[int]:
+    """Shutdown: `worker` returns unfinished messages for others to run now, no attempt used.
+
+    Returns the ids handed back: not those whose lease was lost, nor those whose attempt
+    already recorded its own outcome (a retry or failure).
+    """
+    if not messages:
+        return set()
+    rows = fetch_all(conn, "hand_back_messages", worker=worker, **outbox.fence_tokens(messages))
+    return {row["id"] for row in rows}
+
+
+def drop_export(conn: Connection, message: Message) -> None:
+    """The job ended without us (cancelled): settle the message, nothing else to do."""
+    outbox.complete_message(conn, message)
+
+
+def find_job(conn: Connection, job_id: uuid.UUID) -> Job | None:
+    """A job by id whatever its tenant (the poller, and signed links that name it)."""
+    row = fetch_one(conn, "get_job_by_id", id=job_id)
+    return Job.from_row(row) if row else None
+
+
+def record_email_sent(conn: Connection, message: Message, email_message_id: str) -> None:
+    """In one transaction: the notify message done and the job's email recorded as sent."""
+    outbox.complete_message(conn, message)
+    fetch_one(conn, "record_email_sent", id=message.job_id, message_id=email_message_id)
+
+
+def record_email_failed(conn: Connection, message: Message, error: str) -> None:
+    """The email could not be sent and will not be retried."""
+    outbox.bury_message(conn, message, error)
+    fetch_one(conn, "record_email_failed", id=message.job_id)
+
+
+# --- retention ------------------------------------------------------------------------------
+
+
+def expiring_jobs(
+    conn: Connection, *, limit: int, after: tuple[dt.datetime, uuid.UUID] | None = None
+) -> list[Job]:
+    """Succeeded jobs past expires_at, oldest first, after the keyset position `after`."""
+    rows = fetch_all(
+        conn,
+        "expiring_jobs",
+        limit=limit,
+        after_expires_at=after[0] if after else None,
+        after_id=after[1] if after else None,
+    )
+    return [Job.from_row(r) for r in rows]
+
+
+def expire_job(conn: Connection, storage: Storage, job_id: uuid.UUID) -> Job | None:
+    """Retention over: delete the job's file, then mark it expired (its links answer 410).
+
+    None when the job is not (or no longer) succeeded and past expires_at. The row stays
+    locked from the check to the caller's commit; the file goes first, so a crash before
+    the commit leaves a succeeded job without a file, which the next run expires again.
+    """
+    row = fetch_one(conn, "lock_expiring_job", id=job_id)
+    if row is None:
+        return None
+    key = row["result_key"]
+    assert key is not None, "a succeeded job has a result (CHECK jobs_succeeded_has_result)"
+    storage.delete(key)  # no error when already gone: repeating is safe
+    expired = fetch_one(conn, "expire_job", id=job_id)
+    assert expired is not None, "the row is locked and was succeeded"
+    return Job.from_row(expired)
+
+
+# --- operators (exports-admin; the same SQL functions DBAs call) ----------------------------
+
+RETRYABLE_STATES = ("failed", "cancelled")
+
+
+class NotRetryable(Exception):
+    """The job is not failed or cancelled, or its export is still stopping; `job` is it now."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"job {job.id} is {job.state}: not retryable")
+        self.job = job
+
+
+def retry_job(conn: Connection, job_id: uuid.UUID, *, max_attempts: int) -> Job:
+    """A failed or cancelled job → queued with a fresh export.run message (exports.retry_job).
+
+    JobNotFound for an unknown id (any tenant); NotRetryable otherwise.
+    """
+    row = fetch_one(conn, "retry_job", id=job_id, max_attempts=max_attempts)
+    if row is not None:
+        return Job.from_row(row)
+    job = find_job(conn, job_id)
+    if job is None:
+        raise JobNotFound(str(job_id))
+    raise NotRetryable(job)

@@ -1,0 +1,1 @@
+"""Telling people an export ended: email delivery state, SES feedback over SNS."""

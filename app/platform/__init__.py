@@ -1,0 +1,1 @@
+"""What every process stands on: settings, database, logs, metrics, Sentry, AWS."""

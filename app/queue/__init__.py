@@ -1,0 +1,1 @@
+"""The outbox work queue as tables: messages (outbox) and the pollers working them (workers)."""

@@ -1,0 +1,218 @@
+"""The outbox work queue: add messages, claim them with a lease, and settle them (fenced).
+
+Each step of a job is one message (topic export.run, then export.notify). After a claim,
+every write names the attempt it claimed; if another poller re-claimed the message since,
+the write matches nothing and LeaseLost is raised.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import Connection
+from psycopg.rows import tuple_row
+from psycopg.types.json import Jsonb
+
+from app.platform.db import QUERIES, fenced, fetch_all, fetch_one
+
+EXPORT_RUN = "export.run"
+EXPORT_NOTIFY = "export.notify"
+
+
+@dataclass(frozen=True)
+class Message:
+    """A claimed outbox row: what to do, and the attempt number that fences our writes."""
+
+    id: int
+    topic: str
+    job_id: uuid.UUID | None
+    payload: dict[str, Any]
+    attempts: int
+    max_attempts: int
+    # From exports.topics at claim time: how long this attempt may run.
+    deadline_seconds: float = 1800.0
+
+    @property
+    def is_last_attempt(self) -> bool:
+        """True when a failure now must bury the message instead of retrying it."""
+        return self.attempts >= self.max_attempts
+
+    @property
+    def is_over_attempts(self) -> bool:
+        """Claimed once more than allowed: earlier attempts ended without a word (lease lapsed)."""
+        return self.attempts > self.max_attempts
+
+
+def add_message(
+    conn: Connection,
+    topic: str,
+    job_id: uuid.UUID,
+    *,
+    max_attempts: int,
+    payload: dict[str, Any] | None = None,
+) -> int:
+    """Queue a message in the caller's transaction; pollers are woken when it commits."""
+    row = fetch_one(
+        conn,
+        "insert_message",
+        topic=topic,
+        job_id=job_id,
+        payload=Jsonb(payload or {}),
+        max_attempts=max_attempts,
+    )
+    assert row is not None
+    return row["id"]
+
+
+def claim_batch(
+    conn: Connection,
+    *,
+    batch: int,
+    lease_seconds: float,
+    worker: str,
+    topics: list[str] | None = None,
+) -> list[Message]:
+    """Lease up to `batch` ready messages (of `topics` only, if given) to `worker`.
+
+    Commit right after: the lease holds, not the transaction.
+    """
+    rows = fetch_all(
+        conn,
+        "claim_batch",
+        batch=batch,
+        lease_seconds=lease_seconds,
+        worker=worker,
+        topics=topics,
+    )
+    return [Message(**row) for row in rows]
+
+
+def complete_and_claim(
+    conn: Connection,
+    done: list[Message],
+    claims: list[tuple[int, list[str] | None]],
+    *,
+    lease_seconds: float,
+    worker: str,
+) -> tuple[set[int], list[Message]]:
+    """Complete `done` (fenced), then claim per (batch, topics) in `claims`, and commit:
+    one round trip (pipeline mode), one commit. Returns (ids completed, messages claimed).
+
+    Only for messages whose handlers' effects are already committed: an id missing from
+    the result had lost its lease (another attempt owns the message now).
+    """
+    with conn.pipeline():
+        completing = conn.cursor()
+        if done:
+            completing.execute(QUERIES["complete_messages"], fence_tokens(done))
+        claiming = []
+        for batch, topics in claims:
+            # Plain tuples, not dict_row: claim_batch returns Message's fields in order.
+            cur = conn.cursor()
+            params = {"lease_seconds": lease_seconds, "worker": worker}
+            cur.execute(QUERIES["claim_batch"], {**params, "batch": batch, "topics": topics})
+            claiming.append(cur)
+        conn.commit()
+    completed = {row[0] for row in completing.fetchall()} if done else set()
+    claimed = [Message(*row) for cur in claiming for row in cur.fetchall()]
+    return completed, claimed
+
+
+def fence_tokens(messages: list[Message]) -> dict[str, list[int]]:
+    """The (id, attempt) pairs of `messages` as the arrays batch queries unnest."""
+    return {"ids": [m.id for m in messages], "attempts": [m.attempts for m in messages]}
+
+
+def extend_leases(conn: Connection, messages: list[Message], *, lease_seconds: float) -> set[int]:
+    """Heartbeat for all `messages` in one statement; returns the ids still held."""
+    if not messages:
+        return set()
+    rows = fetch_all(conn, "extend_leases", lease_seconds=lease_seconds, **fence_tokens(messages))
+    return {row["id"] for row in rows}
+
+
+def complete_message(conn: Connection, message: Message) -> None:
+    """Mark the message done; LeaseLost if it is no longer ours."""
+    fenced(conn, "complete_message", id=message.id, attempt=message.attempts)
+
+
+def complete_messages(conn: Connection, messages: list[Message]) -> set[int]:
+    """Mark many messages done in one fenced statement; returns the ids still ours.
+
+    Only for messages whose handlers' effects are already committed: the caller then knows
+    the rest (not returned) were lost to another attempt.
+    """
+    if not messages:
+        return set()
+    rows = fetch_all(conn, "complete_messages", **fence_tokens(messages))
+    return {row["id"] for row in rows}
+
+
+def retry_message(conn: Connection, message: Message, error: str, delay_seconds: float) -> None:
+    """Record a transient failure and hide the message for `delay_seconds`."""
+    fenced(
+        conn,
+        "retry_message",
+        id=message.id,
+        attempt=message.attempts,
+        error=error,
+        delay_seconds=delay_seconds,
+    )
+
+
+def bury_message(conn: Connection, message: Message, error: str) -> None:
+    """Give up on the message (permanent error or attempts exhausted)."""
+    fenced(conn, "bury_message", id=message.id, attempt=message.attempts, error=error)
+
+
+def requeue_dead(
+    conn: Connection,
+    *,
+    topic: str | None,
+    since: datetime.datetime | None,
+    extra_attempts: int = 3,
+) -> list[dict[str, Any]]:
+    """Dead messages of `topic` (None: all) that died since `since` → ready again, with their
+    jobs (exports.requeue_dead); the revived messages as exports.queue rows."""
+    return fetch_all(conn, "requeue_dead", topic=topic, since=since, extra_attempts=extra_attempts)
+
+
+# Finished rows deleted per transaction by prune_outbox.
+DEFAULT_PRUNE_BATCH = 1000
+
+
+def prune_outbox(
+    conn: psycopg.Connection,
+    *,
+    older_than: datetime.timedelta,
+    batch_size: int = DEFAULT_PRUNE_BATCH,
+) -> int:
+    """Delete done and dead outbox messages that ended more than `older_than` ago; rows deleted.
+
+    Works in batches of `batch_size`, committing after each, so no transaction holds many
+    row locks or a long snapshot on the hot queue table; pass a connection with no other
+    work pending. Unfinished messages are never touched.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    if older_than < datetime.timedelta(0):
+        raise ValueError("older_than must not be negative")
+    # One cutoff for every batch: rows finishing while we prune wait for the next run.
+    with conn.cursor(row_factory=tuple_row) as cur:
+        row = cur.execute("SELECT now() - %s::interval", (older_than,)).fetchone()
+    assert row is not None
+    cutoff = row[0]
+    conn.commit()
+    deleted = 0
+    while True:
+        with conn.cursor() as cur:
+            cur.execute(QUERIES["prune_outbox_batch"], {"cutoff": cutoff, "batch_size": batch_size})
+            batch = cur.rowcount
+        conn.commit()
+        deleted += batch
+        if batch < batch_size:
+            return deleted

@@ -1,0 +1,1 @@
+"""Recurring exports: slot arithmetic (timing) and schedules in the database (store)."""

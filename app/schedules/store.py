@@ -1,0 +1,362 @@
+"""Schedules in the database: create, read, list, change, delete, and fire due slots.
+
+Slot arithmetic is app/schedules/timing.py; every function that needs the time takes `now`
+(timezone-aware), so tests never wait; the poller passes the database's clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass, fields
+from typing import Any
+
+from psycopg import Connection
+from psycopg.types.json import Jsonb
+
+from app.exports import jobs
+from app.exports.jobs import ExportRequest
+from app.platform.db import fetch_all, fetch_one, insert_or_find
+from app.schedules.timing import UPCOMING_RUNS, Timing, timing_of
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "exports_schedules"  # NOTIFYed by a trigger when a schedule's timing changes
+
+
+class ScheduleNotFound(Exception):
+    """No schedule with that id for this tenant."""
+
+
+class TooManySchedules(Exception):
+    """The owner already has `limit` schedules (EXPORTS_MAX_SCHEDULES_PER_OWNER)."""
+
+    def __init__(self, count: int, limit: int) -> None:
+        super().__init__(f"{count} schedules (limit {limit})")
+        self.count = count
+        self.limit = limit
+
+
+class ScheduleIdempotencyConflict(Exception):
+    """The Idempotency-Key was used before for a different schedule request."""
+
+    def __init__(self, schedule: Schedule) -> None:
+        super().__init__(f"idempotency key already used for schedule {schedule.id}")
+        self.schedule = schedule
+
+
+# --- schedules in the database -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One row of exports.schedules."""
+
+    id: uuid.UUID
+    tenant: str
+    owner_id: str
+    kind: str
+    params: dict[str, Any]
+    format: str
+    notify_email: str | None
+    cron: str
+    timezone: str
+    enabled: bool
+    next_run_at: dt.datetime | None
+    last_run_at: dt.datetime | None
+    last_job_id: uuid.UUID | None
+    last_skip_reason: str | None
+    idempotency_key: str | None
+    request_fingerprint: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Schedule:
+        """Build from a dict row, ignoring columns this code does not know yet."""
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+    @property
+    def timing(self) -> Timing:
+        """The schedule's cron expression and time zone."""
+        return timing_of(self.cron, self.timezone)
+
+    @property
+    def export(self) -> ExportRequest:
+        """The export each slot queues."""
+        return ExportRequest(
+            owner_id=self.owner_id,
+            kind=self.kind,
+            params=self.params,
+            format=self.format,
+            notify_email=self.notify_email,
+        )
+
+    def upcoming(self, count: int = UPCOMING_RUNS) -> list[dt.datetime]:
+        """The next `count` run times (UTC); empty while disabled."""
+        if not self.enabled or self.next_run_at is None:
+            return []
+        return [self.next_run_at, *self.timing.upcoming(self.next_run_at, count - 1)]
+
+
+@dataclass(frozen=True)
+class ScheduleChanges:
+    """A partial update (PATCH): None means "leave as it is"."""
+
+    cron: str | None = None
+    timezone: str | None = None
+    params: dict[str, Any] | None = None
+    enabled: bool | None = None
+
+
+# Why a due slot queued no job (exports.schedules.last_skip_reason).
+SKIPPED_OWNER_QUOTA = "owner_quota"
+
+
+@dataclass(frozen=True)
+class Fired:
+    """One slot fired: the schedule, the slot and the job it queued, or why it queued none."""
+
+    schedule_id: uuid.UUID
+    slot: dt.datetime
+    job_id: uuid.UUID | None
+    next_run_at: dt.datetime
+    skipped: str | None = None
+
+
+def create_schedule(
+    conn: Connection,
+    tenant: str,
+    export: ExportRequest,
+    timing: Timing,
+    *,
+    enabled: bool,
+    now: dt.datetime,
+    idempotency_key: str | None,
+    max_per_owner: int = 0,
+) -> tuple[Schedule, bool]:
+    """Insert a schedule whose first run is the first slot after `now`; (schedule, created).
+
+    A repeated idempotency key returns the first schedule (created=False) or raises
+    ScheduleIdempotencyConflict when the request differs. TooManySchedules when the owner
+    has `max_per_owner` schedules already (0: no limit; a replay is never refused).
+    """
+    fingerprint = _fingerprint(export, timing, enabled)
+    owner = {"tenant": tenant, "owner_id": export.owner_id}
+    if max_per_owner:
+        # The lock new exports of this owner take too: counts and inserts do not interleave.
+        fetch_one(conn, "lock_owner_requests", **owner)
+        replay = idempotency_key is not None and fetch_one(
+            conn, "get_schedule_by_key", **owner, idempotency_key=idempotency_key
+        )
+        if not replay:
+            count = fetch_one(conn, "count_owner_schedules", **owner)
+            assert count is not None
+            if count["schedules"] >= max_per_owner:
+                raise TooManySchedules(count["schedules"], max_per_owner)
+    row, created = insert_or_find(
+        conn,
+        "insert_schedule",
+        "get_schedule_by_key",
+        {
+            "tenant": tenant,
+            "owner_id": export.owner_id,
+            "kind": export.kind,
+            "params": Jsonb(export.params),
+            "format": export.format,
+            "notify_email": export.notify_email,
+            "cron": timing.cron,
+            "timezone": timing.timezone,
+            "enabled": enabled,
+            "next_run_at": timing.next_after(now) if enabled else None,
+            "idempotency_key": idempotency_key,
+            "request_fingerprint": fingerprint,
+        },
+        {"tenant": tenant, "owner_id": export.owner_id, "idempotency_key": idempotency_key},
+    )
+    schedule = Schedule.from_row(row)
+    if not created and schedule.request_fingerprint != fingerprint:
+        raise ScheduleIdempotencyConflict(schedule)
+    return schedule, created
+
+
+def get_schedule(conn: Connection, tenant: str, schedule_id: uuid.UUID) -> Schedule:
+    """The tenant's schedule; ScheduleNotFound otherwise (also for another tenant's)."""
+    row = fetch_one(conn, "get_schedule", tenant=tenant, id=schedule_id)
+    if row is None:
+        raise ScheduleNotFound(str(schedule_id))
+    return Schedule.from_row(row)
+
+
+def list_schedules(
+    conn: Connection,
+    tenant: str,
+    *,
+    owner_id: str | None,
+    limit: int,
+    before: tuple[dt.datetime, uuid.UUID] | None,
+) -> list[Schedule]:
+    """Newest first, starting after the keyset position `before` (created_at, id)."""
+    rows = fetch_all(
+        conn,
+        "list_schedules",
+        tenant=tenant,
+        owner_id=owner_id,
+        before_created_at=before[0] if before else None,
+        before_id=before[1] if before else None,
+        limit=limit,
+    )
+    return [Schedule.from_row(r) for r in rows]
+
+
+def update_schedule(
+    conn: Connection,
+    tenant: str,
+    schedule_id: uuid.UUID,
+    changes: ScheduleChanges,
+    *,
+    now: dt.datetime,
+) -> Schedule:
+    """Apply a partial update; a new cron/time zone or re-enabling recomputes the next run
+    from `now` (no catch-up for slots that passed while disabled); disabling clears it.
+
+    ScheduleInvalid if the resulting timing is unusable.
+    """
+    row = fetch_one(conn, "lock_schedule", tenant=tenant, id=schedule_id)
+    if row is None:
+        raise ScheduleNotFound(str(schedule_id))
+    current = Schedule.from_row(row)
+    timing = Timing(changes.cron or current.cron, changes.timezone or current.timezone)
+    enabled = current.enabled if changes.enabled is None else changes.enabled
+    retimed = timing != current.timing or (enabled and not current.enabled)
+    if not enabled:
+        next_run_at = None
+    elif retimed:
+        next_run_at = timing.next_after(now)
+    else:
+        next_run_at = current.next_run_at
+    updated = fetch_one(
+        conn,
+        "update_schedule",
+        id=schedule_id,
+        cron=timing.cron,
+        timezone=timing.timezone,
+        params=Jsonb(current.params if changes.params is None else changes.params),
+        enabled=enabled,
+        next_run_at=next_run_at,
+    )
+    assert updated is not None, "the row is locked by this transaction"
+    return Schedule.from_row(updated)
+
+
+def delete_schedule(conn: Connection, tenant: str, schedule_id: uuid.UUID) -> None:
+    """Delete the schedule; its jobs stay (their schedule_id becomes NULL)."""
+    if fetch_one(conn, "delete_schedule", tenant=tenant, id=schedule_id) is None:
+        raise ScheduleNotFound(str(schedule_id))
+
+
+# --- firing (the poller's scheduler) -------------------------------------------------------
+
+
+def fire_due_schedules(
+    conn: Connection, now: dt.datetime, limit: int, *, max_attempts: int, max_active: int = 0
+) -> list[Fired]:
+    """Queue one export per due schedule (at most `limit`) and move each to its first slot
+    after `now`. A slot whose owner has `max_active` exports queued or running already
+    (the API's quota, under the same lock) queues nothing and records why.
+
+    In the caller's transaction: due rows are claimed FOR UPDATE SKIP LOCKED (any number
+    of pollers may call this at once), and each job, its export.run message and the
+    schedule's new next_run_at commit together. The per-slot idempotency key makes "one
+    job per slot" hold in the database too. Several missed slots fire once, for the latest.
+    Keep `limit` small (the scheduler uses tens): the jobs become visible at commit.
+    """
+    fired: list[Fired] = []
+    for row in fetch_all(conn, "claim_due_schedules", now=now, limit=limit):
+        schedule = Schedule.from_row(row)
+        assert schedule.next_run_at is not None, "only enabled schedules are due"
+        slot, next_run_at = schedule.timing.due_slot(now, floor=schedule.next_run_at)
+        try:
+            job_id = _queue_slot(
+                conn, schedule, slot, max_attempts=max_attempts, max_active=max_active
+            )
+        except jobs.QuotaExceeded as exc:
+            log.warning(
+                "schedule slot skipped: the owner is at the export quota",
+                extra={"schedule_id": str(schedule.id), "slot": slot.isoformat(),
+                       "active": exc.active, "limit": exc.limit},
+            )
+            fired.append(Fired(schedule.id, slot, None, next_run_at, SKIPPED_OWNER_QUOTA))
+        else:
+            fired.append(Fired(schedule.id, slot, job_id, next_run_at))
+    if fired:  # one statement for the whole batch (and one NOTIFY from its trigger)
+        fetch_all(
+            conn,
+            "advance_schedules",
+            ids=[f.schedule_id for f in fired],
+            next_run_ats=[f.next_run_at for f in fired],
+            last_run_ats=[f.slot for f in fired],
+            last_job_ids=[f.job_id for f in fired],
+            last_skip_reasons=[f.skipped for f in fired],
+        )
+    return fired
+
+
+def _queue_slot(
+    conn: Connection,
+    schedule: Schedule,
+    slot: dt.datetime,
+    *,
+    max_attempts: int,
+    max_active: int,
+) -> uuid.UUID | None:
+    """The slot's job (new, or the one its key already names); QuotaExceeded if none may be."""
+    key = f"schedule:{schedule.id}:{slot.isoformat()}"
+    try:
+        job, created = jobs.request_export(
+            conn,
+            schedule.tenant,
+            schedule.export,
+            idempotency_key=key,
+            max_attempts=max_attempts,
+            max_active=max_active,
+            schedule_id=schedule.id,
+        )
+    except jobs.IdempotencyConflict as exc:
+        # Someone sent this schedule's slot key by hand: that job stands for the slot.
+        log.warning("slot key already used", extra={"schedule_id": str(schedule.id)})
+        return exc.job.id
+    if created:
+        log.info(
+            "schedule fired",
+            extra={
+                "schedule_id": str(schedule.id),
+                "slot": slot.isoformat(),
+                "job_id": str(job.id),
+            },
+        )
+    return job.id
+
+
+def next_due_in(conn: Connection) -> tuple[dt.datetime, dt.datetime | None]:
+    """(the database's clock now, the earliest next_run_at of any enabled schedule)."""
+    row = fetch_one(conn, "next_due_schedule")
+    assert row is not None
+    return row["now"], row["next_run_at"]
+
+
+def database_now(conn: Connection) -> dt.datetime:
+    """The database's clock: every poller fires by the same time."""
+    return next_due_in(conn)[0]
+
+
+def _fingerprint(export: ExportRequest, timing: Timing, enabled: bool) -> str:
+    canonical = json.dumps(
+        {**export.__dict__, "cron": timing.cron, "timezone": timing.timezone, "enabled": enabled},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,1 @@
+"""Who is calling: API clients (tenants) and their bearer keys."""

@@ -1,0 +1,1 @@
+"""The topic-agnostic poller: claim, lease, heartbeat, settle, fail, shut down."""

@@ -1,0 +1,1 @@
+"""Background services beside the dispatch loop: the scheduler and maintenance."""
