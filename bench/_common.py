@@ -212,7 +212,7 @@ def pollers_in_threads(settings: Settings, count: int) -> Iterator[Callable[[], 
     process, stopped gracefully at the end. Yields a check that raises if one died."""
     from poller.main import build_poller
 
-    running: list[tuple[Any, threading.Thread, list]] = []
+    running: list[tuple[Any, threading.Thread]] = []
     errors: list[BaseException] = []
 
     def run(poller: Any) -> None:
@@ -223,26 +223,25 @@ def pollers_in_threads(settings: Settings, count: int) -> Iterator[Callable[[], 
             raise  # threading.excepthook prints it
 
     def check() -> None:
-        for poller, thread, _ in running:
+        for built, thread in running:
             if not thread.is_alive():
-                raise RuntimeError(f"poller {poller.name} stopped by itself") from (
+                raise RuntimeError(f"poller {built.poller.name} stopped by itself") from (
                     errors[0] if errors else None
                 )
 
     try:
         for _ in range(count):
-            poller, closables = build_poller(settings)
-            thread = threading.Thread(target=run, args=(poller,), daemon=True)
-            running.append((poller, thread, closables))
+            built = build_poller(settings)
+            thread = threading.Thread(target=run, args=(built.poller,), daemon=True)
+            running.append((built, thread))
             thread.start()
         yield check
     finally:
-        for poller, _, _ in running:
-            poller.stop()
-        for _, thread, closables in running:
+        for built, _ in running:
+            built.poller.stop()
+        for built, thread in running:
             thread.join(timeout=30)
-            for closable in closables:
-                closable.close()
+            built.close()
 
 
 @contextlib.contextmanager

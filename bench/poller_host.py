@@ -21,11 +21,11 @@ import threading
 from types import FrameType
 from typing import Any, BinaryIO
 
+from app.exports.topics import EXPORT_RUN
 from app.platform.settings import Settings
-from app.queue.outbox import EXPORT_RUN
 from app.storage import Download
+from poller.core.handler import Settled
 from poller.core.lease import Lease
-from poller.handlers import Settled
 from poller.main import build_poller
 
 READ_SIZE = 16 * 1024 * 1024  # what S3's multipart upload asks for: one part at a time
@@ -105,7 +105,8 @@ def main() -> None:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     settings = Settings.from_env()
-    poller, closables = build_poller(settings)
+    built = build_poller(settings)
+    poller = built.poller
     handlers = dict(poller.handlers)
     if args.noop or args.record:
         handlers[EXPORT_RUN] = NoopHandler(record=args.record)
@@ -120,8 +121,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, on_signal)
     print("ready", flush=True)
     poller.run(grace_seconds=10)
-    for closable in closables:
-        closable.close(timeout=0.5)
+    built.close(timeout=0.5)
     print(f"vmhwm_kib {peak_rss_kib()}", flush=True)
 
 

@@ -6,10 +6,12 @@ import logging
 import os
 import signal
 import threading
+from dataclasses import dataclass
 from types import FrameType
 
 import click
 from prometheus_client import REGISTRY
+from psycopg_pool import ConnectionPool
 
 from app.platform.db import open_pool
 from app.platform.logs import configure_logging
@@ -17,13 +19,11 @@ from app.platform.metrics import queue_collector
 from app.platform.monitoring import init_sentry
 from app.platform.services import Services
 from app.platform.settings import ConfigError, Settings
-from app.queue.outbox import EXPORT_NOTIFY, EXPORT_RUN
 from poller.core.backoff import Backoff
 from poller.core.dispatch import Poller
 from poller.core.health import HealthServer, check
 from poller.core.registry import WorkerRegistry
-from poller.handlers.export_notify import ExportNotify
-from poller.handlers.export_run import ExportRun
+from poller.handlers import build_handlers
 from poller.mail import mailer_from_url
 from poller.periodic.maintenance import Maintenance
 from poller.periodic.scheduler import Scheduler
@@ -31,8 +31,22 @@ from poller.periodic.scheduler import Scheduler
 log = logging.getLogger("poller")
 
 
-def build_poller(settings: Settings) -> tuple[Poller, list]:
-    """A Poller wired to its handlers, plus the things to close when it is done."""
+@dataclass
+class PollerProcess:
+    """A poller and what it runs on, built by build_poller; close() after run() returned."""
+
+    poller: Poller
+    services: Services
+    source_pool: ConnectionPool
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the database pools, waiting at most `timeout` s for connections in use."""
+        self.source_pool.close(timeout=timeout)
+        self.services.close(timeout=timeout)
+
+
+def build_poller(settings: Settings) -> PollerProcess:
+    """A Poller wired to its handlers and its scheduler, and what to close when it is done."""
     services = Services.build(
         settings, name="exports-poller", pool_size=settings.poller_threads * 2 + 2
     )
@@ -49,10 +63,7 @@ def build_poller(settings: Settings) -> tuple[Poller, list]:
     )
     poller = Poller(
         services.pool,
-        {
-            EXPORT_RUN: ExportRun(services, source_pool),
-            EXPORT_NOTIFY: ExportNotify(services, mailer),
-        },
+        build_handlers(services, source_pool=source_pool, mailer=mailer),
         database_url=settings.database_url,
         threads=settings.poller_threads,
         batch=settings.poller_batch,
@@ -69,7 +80,7 @@ def build_poller(settings: Settings) -> tuple[Poller, list]:
             max_active=settings.max_active_per_owner,
         )
     )
-    return poller, [source_pool, services]
+    return PollerProcess(poller, services, source_pool)
 
 
 @click.command()
@@ -112,7 +123,8 @@ def main(grace: float, check: bool) -> None:
     # First thing, so a SIGTERM during start-up is a clean exit, not a default kill.
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    poller, closables = build_poller(settings)
+    built = build_poller(settings)
+    poller = built.poller
     running.append(poller)
     # Queue depth and lag on the poller's /metrics too (one cached query per scrape).
     REGISTRY.register(queue_collector(poller.pool))
@@ -123,12 +135,11 @@ def main(grace: float, check: bool) -> None:
             ).start()
         except OSError as exc:  # metrics are worth a log line, not a poller that won't run
             log.error("metrics not served on port %s: %s", settings.metrics_port, exc)
-    registry, maintenance = start_housekeeping(settings, poller)
+    registry, maintenance = start_housekeeping(settings, built)
     poller.run(grace_seconds=grace)
     maintenance.stop()
     registry.stop()  # deregister: waits at most ~1 s
-    for closable in closables:
-        closable.close(timeout=0.5)
+    built.close(timeout=0.5)
     logging.shutdown()
     # Work still running after the grace period was handed back, and its writes are
     # fenced; its threads may sit in a network call. Exit now instead of waiting for them:
@@ -137,16 +148,19 @@ def main(grace: float, check: bool) -> None:
     os._exit(0)
 
 
-def start_housekeeping(settings: Settings, poller: Poller) -> tuple[WorkerRegistry, Maintenance]:
+def start_housekeeping(
+    settings: Settings, built: PollerProcess
+) -> tuple[WorkerRegistry, Maintenance]:
     """Register the poller in exports.workers (with heartbeats) and start maintenance."""
+    poller = built.poller
     registry = WorkerRegistry(
         poller.pool,
         poller.name,
         in_flight=lambda: poller.in_flight,
-        interval=settings.lease_seconds / 3,  # the cadence of the lease heartbeat
+        every=settings.lease_seconds / 3,  # the cadence of the lease heartbeat
     )
     registry.start()
-    maintenance = Maintenance.from_settings(settings, poller.pool)
+    maintenance = Maintenance.from_settings(settings, poller.pool, built.services.storage)
     maintenance.start()
     return registry, maintenance
 

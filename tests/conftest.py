@@ -22,7 +22,7 @@ from app.platform.logs import make_handler
 from app.platform.settings import PROJECT_ROOT, Settings
 from app.tenancy import clients
 from poller.core.dispatch import Poller
-from poller.main import build_poller
+from poller.main import PollerProcess, build_poller
 
 pytest_plugins = [
     "tests.support.database",
@@ -120,22 +120,23 @@ def start_poller(settings: Settings) -> Iterator[Callable[..., Poller]]:
 
     `start()` uses the test's settings; pass other settings and/or field overrides.
     """
-    running: list[tuple[Poller, threading.Thread, list]] = []
+    running: list[tuple[PollerProcess, threading.Thread]] = []
 
     def start(base: Settings | None = None, **overrides: object) -> Poller:
-        poller, closables = build_poller(dataclasses.replace(base or settings, **overrides))
-        thread = threading.Thread(target=poller.run, kwargs={"grace_seconds": 10}, daemon=True)
+        built = build_poller(dataclasses.replace(base or settings, **overrides))
+        thread = threading.Thread(
+            target=built.poller.run, kwargs={"grace_seconds": 10}, daemon=True
+        )
         thread.start()
-        running.append((poller, thread, closables))
-        return poller
+        running.append((built, thread))
+        return built.poller
 
     yield start
-    for poller, _, _ in running:
-        poller.stop()
-    for _, thread, closables in running:
+    for built, _ in running:
+        built.poller.stop()
+    for built, thread in running:
         thread.join(timeout=30)
-        for closable in closables:
-            closable.close()
+        built.close()
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from app.exports.topics import EXPORT_NOTIFY, EXPORT_RUN
 from app.platform.db import QUERIES, fenced, fetch_all, fetch_one, insert_or_find
 from app.queue import outbox
 from app.queue.outbox import Message
@@ -181,7 +182,7 @@ def request_export(
             "idempotency_key": idempotency_key,
             "request_fingerprint": fingerprint,
             "schedule_id": schedule_id,
-            "topic": outbox.EXPORT_RUN,
+            "topic": EXPORT_RUN,
             "payload": Jsonb({}),
             "max_attempts": max_attempts,
         },
@@ -326,7 +327,7 @@ def finish_export(
     outbox.complete_message(conn, message)
     job = Job.from_row(row)
     if job.notify_email:
-        outbox.add_message(conn, outbox.EXPORT_NOTIFY, job.id, max_attempts=NOTIFY_MAX_ATTEMPTS)
+        outbox.add_message(conn, EXPORT_NOTIFY, job.id, max_attempts=NOTIFY_MAX_ATTEMPTS)
     return job
 
 
@@ -347,25 +348,13 @@ def fail_export(conn: Connection, message: Message, error: str) -> Job | None:
         return None
     job = Job.from_row(row)
     if job.notify_email:
-        outbox.add_message(conn, outbox.EXPORT_NOTIFY, job.id, max_attempts=NOTIFY_MAX_ATTEMPTS)
+        outbox.add_message(conn, EXPORT_NOTIFY, job.id, max_attempts=NOTIFY_MAX_ATTEMPTS)
     return job
 
 
-def hand_back(conn: Connection, messages: list[Message], worker: str) -> set[int]:
-    """Shutdown: `worker` returns unfinished messages for others to run now, no attempt used.
-
-    Returns the ids handed back: not those whose lease was lost, nor those whose attempt
-    already recorded its own outcome (a retry or failure).
-    """
-    if not messages:
-        return set()
-    rows = fetch_all(conn, "hand_back_messages", worker=worker, **outbox.fence_tokens(messages))
-    return {row["id"] for row in rows}
-
-
-def drop_export(conn: Connection, message: Message) -> None:
-    """The job ended without us (cancelled): settle the message, nothing else to do."""
-    outbox.complete_message(conn, message)
+def requeue_handed_back(conn: Connection, message: Message) -> None:
+    """The poller stopped and handed `message` back: the job waits as queued again."""
+    fetch_one(conn, "requeue_handed_back", id=message.job_id, attempt=message.attempts)
 
 
 def find_job(conn: Connection, job_id: uuid.UUID) -> Job | None:

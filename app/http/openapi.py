@@ -18,11 +18,11 @@ from app.http import docs, openapi_schedules, schemas
 from app.http.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 from app.http.problems import PROBLEM_BASE
 from app.platform.services import current_services
+from app.platform.version import package_version
 
 bp = Blueprint("openapi", __name__)
 
 OPENAPI_VERSION = "3.1.0"
-API_VERSION = "1.0.0"
 JSON = "application/json"
 _RESPONSES = "#/components/responses/"
 _PARAMETERS = "#/components/parameters/"
@@ -54,7 +54,7 @@ def openapi_document(catalog: Catalog) -> dict[str, Any]:
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": "Exports API",
-            "version": API_VERSION,
+            "version": package_version(),  # the package's: one version everywhere
             "description": (
                 "Queue data exports and follow them to a download link. JSON in and out; "
                 f"every error is an RFC 9457 problem document ({PROBLEM_MEDIA_TYPE}) whose "

@@ -41,7 +41,7 @@ MESSAGES_CLAIMED = Counter(
 MESSAGES = Counter(
     "exports_messages",
     "Outbox messages a poller finished handling, by outcome "
-    "(done, retry, dead, dropped: lease lost or cancelled).",
+    "(poller.core.handler.Outcome: done, retry, dead, dropped: not ours any more).",
     ["topic", "outcome"],
 )
 MESSAGE_SECONDS = Histogram(

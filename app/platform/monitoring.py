@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Mapping
-from importlib import metadata
 from typing import Any
 
 import sentry_sdk
@@ -23,6 +22,7 @@ from sentry_sdk.transport import Transport
 
 from app.platform.logs import current_context, redact, redact_value
 from app.platform.settings import Settings
+from app.platform.version import package_version
 from app.queue.outbox import Message
 
 FILTERED = "[Filtered]"
@@ -55,10 +55,7 @@ ATTEMPT_TAGS = ("job_id", "topic", "attempt", "tenant", "outbox_id")
 
 def release() -> str:
     """exports@<installed package version>: the release when SENTRY_RELEASE is unset."""
-    try:
-        return f"exports@{metadata.version('exports')}"
-    except metadata.PackageNotFoundError:  # running from a bare checkout
-        return "exports@unknown"
+    return f"exports@{package_version()}"
 
 
 def init_sentry(

@@ -11,7 +11,7 @@ from app.exports.catalog import Catalog, load_catalog
 from app.exports.links import LinkSigner
 from app.platform.db import open_pool
 from app.platform.settings import Settings
-from app.storage import Storage, storage_from_url
+from app.storage import Storage, storage_from_settings
 
 
 @dataclass
@@ -32,14 +32,7 @@ class Services:
     ) -> Services:
         """Load and check the catalog first (a broken one stops start-up), then connect."""
         catalog = load_catalog(settings.catalog_dir)
-        storage = storage_from_url(
-            settings.storage_url,
-            region=settings.aws_region,
-            endpoint_url=settings.aws_endpoint_url,
-            presign_seconds=settings.presign_seconds,
-            sse=settings.s3_sse,
-            kms_key_id=settings.s3_kms_key_id,
-        )
+        storage = storage_from_settings(settings)
         links = LinkSigner(settings.secret_key, settings.public_url, settings.retention_seconds)
         pool = open_pool(settings.database_url, name=name, max_size=pool_size, timeout=pool_timeout)
         return cls(settings, pool, catalog, storage, links)

@@ -1,6 +1,8 @@
-"""The outbox work queue: add messages, claim them with a lease, and settle them (fenced).
+"""The outbox work queue: add messages, claim them with a lease, settle, hand back, prune.
 
-Each step of a job is one message (topic export.run, then export.notify). After a claim,
+The only code that writes exports.outbox (procrastinate's JobManager is the model): the
+domain queues messages through add_message, the poller core claims and settles through the
+rest. Each step of a job is one message of a topic (app/exports/topics.py). After a claim,
 every write names the attempt it claimed; if another poller re-claimed the message since,
 the write matches nothing and LeaseLost is raised.
 """
@@ -18,9 +20,6 @@ from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
 from app.platform.db import QUERIES, fenced, fetch_all, fetch_one
-
-EXPORT_RUN = "export.run"
-EXPORT_NOTIFY = "export.notify"
 
 
 @dataclass(frozen=True)
@@ -125,6 +124,19 @@ def complete_and_claim(
 def fence_tokens(messages: list[Message]) -> dict[str, list[int]]:
     """The (id, attempt) pairs of `messages` as the arrays batch queries unnest."""
     return {"ids": [m.id for m in messages], "attempts": [m.attempts for m in messages]}
+
+
+def hand_back(conn: Connection, messages: list[Message], worker: str) -> list[Message]:
+    """Shutdown: `worker` returns unfinished messages for others to run now, no attempt used.
+
+    Returns those handed back: not those whose lease was lost, nor those whose attempt
+    already recorded its own outcome (a retry or failure).
+    """
+    if not messages:
+        return []
+    rows = fetch_all(conn, "hand_back_messages", worker=worker, **fence_tokens(messages))
+    returned = {row["id"] for row in rows}
+    return [m for m in messages if m.id in returned]
 
 
 def extend_leases(conn: Connection, messages: list[Message], *, lease_seconds: float) -> set[int]:

@@ -9,7 +9,10 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
+
+if TYPE_CHECKING:
+    from app.platform.settings import Settings
 
 # A tenant names the first folder of every key it stores: one plain path segment, in the
 # alphabet of owner ids, and never "." or "..", which would name another folder.
@@ -71,6 +74,18 @@ class Storage(Protocol):
         predecessor left does not outlive it.
         """
         ...
+
+
+def storage_from_settings(settings: Settings) -> Storage:
+    """The storage backend the settings name, with their region, endpoint and encryption."""
+    return storage_from_url(
+        settings.storage_url,
+        region=settings.aws_region,
+        endpoint_url=settings.aws_endpoint_url,
+        presign_seconds=settings.presign_seconds,
+        sse=settings.s3_sse,
+        kms_key_id=settings.s3_kms_key_id,
+    )
 
 
 def storage_from_url(

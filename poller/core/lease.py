@@ -1,45 +1,56 @@
-"""A claimed message as the poller holds it: the message, whether we still own it, its deadline."""
+"""A claimed message as the poller holds it: the message, its deadline, and whether the work
+must stop (and why)."""
 
 from __future__ import annotations
 
+import enum
 import time
 from dataclasses import dataclass, field
 
-from app.exports.jobs import ExportStopped
 from app.platform.errors import PermanentError
 from app.queue.outbox import Message
+
+
+class StopReason(enum.Enum):
+    """Why running work must stop before it is done."""
+
+    LEASE_LOST = "lease lost"  # a heartbeat found the message re-claimed: not ours any more
+    SHUTDOWN = "shutdown"  # the poller is stopping and handed the message back
+    CANCELLED = "cancelled"  # what the message works on was cancelled (a handler's word)
+
+
+class WorkStopped(Exception):
+    """The work on a message must stop now; `reason` says why. Its writes are fenced, so
+    nothing it does after this can land."""
+
+    def __init__(self, reason: StopReason, detail: str = "") -> None:
+        super().__init__(f"{reason.value}: {detail}" if detail else reason.value)
+        self.reason = reason
 
 
 class DeadlineExceeded(PermanentError):
     """The attempt ran longer than its topic's deadline (exports.topics)."""
 
 
-class Flag:
-    """A one-way flag with threading.Event's set()/is_set(), without its Condition and
-    lock: one Lease is made per claimed message (thousands a second), nobody waits on it,
-    and reading or writing a bool attribute is atomic in CPython."""
-
-    __slots__ = ("_set",)
-
-    def __init__(self) -> None:
-        self._set = False
-
-    def set(self) -> None:
-        """Raise the flag (for good)."""
-        self._set = True
-
-    def is_set(self) -> bool:
-        """True once set() was called."""
-        return self._set
-
-
 @dataclass(slots=True)  # one per claimed message: thousands a second
 class Lease:
-    """`lost` is set when a heartbeat finds the message re-claimed, or at shutdown."""
+    """A claimed message while this poller works on it.
+
+    `stopped` is set (once) by a heartbeat that finds the message re-claimed, or at
+    shutdown; a plain attribute, not a threading.Event: nobody waits on it, and reading or
+    writing it is atomic in CPython.
+    """
 
     message: Message
-    lost: Flag = field(default_factory=Flag)
     started: float = field(default_factory=time.monotonic)
+    stopped: StopReason | None = None
+
+    def stop(self, reason: StopReason) -> bool:
+        """Mark the work as to be stopped; False if it was already."""
+        if self.stopped is not None:
+            return False
+        self.stopped = reason
+        return True
 
     @property
     def overdue(self) -> bool:
@@ -47,9 +58,9 @@ class Lease:
         return time.monotonic() - self.started > self.message.deadline_seconds
 
     def check(self) -> None:
-        """Raise if the work must stop now: ExportStopped (lost) or DeadlineExceeded."""
-        if self.lost.is_set():
-            raise ExportStopped(f"lease on message {self.message.id} was lost")
+        """Raise if the work must stop now: WorkStopped, or DeadlineExceeded."""
+        if self.stopped is not None:
+            raise WorkStopped(self.stopped, f"message {self.message.id}")
         if self.overdue:
             raise DeadlineExceeded(
                 f"{self.message.topic} ran longer than its deadline of "

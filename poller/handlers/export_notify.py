@@ -13,8 +13,8 @@ from app.platform.logs import bind_context
 from app.platform.services import Services
 from app.queue import outbox
 from app.queue.outbox import Message
+from poller.core.handler import Settled
 from poller.core.lease import Lease
-from poller.handlers import Settled
 from poller.mail import Mailer
 from poller.mail.compose import compose_failed_email, compose_ready_email
 
@@ -67,6 +67,9 @@ class ExportNotify:
     def give_up(self, conn: Connection, message: Message, error: str) -> None:
         """The email will not be sent; the job records that."""
         jobs.record_email_failed(conn, message, error)
+
+    def handed_back(self, conn: Connection, message: Message) -> None:
+        """Nothing to undo: the email's state says pending until it is sent."""
 
 
 def _owed_an_email(job: jobs.Job) -> bool:

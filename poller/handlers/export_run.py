@@ -13,13 +13,15 @@ from psycopg_pool import ConnectionPool
 from app.exports import jobs
 from app.exports.catalog import FORMATS, ExportKind
 from app.platform import metrics
+from app.platform.db import LeaseLost
 from app.platform.errors import PermanentError
 from app.platform.logs import bind_context
 from app.platform.services import Services
+from app.queue import outbox
 from app.queue.outbox import Message
 from app.storage import job_prefix
-from poller.core.lease import Lease
-from poller.handlers import Settled
+from poller.core.handler import Settled
+from poller.core.lease import Lease, StopReason, WorkStopped
 from poller.handlers.export_file import ExportFile
 
 log = logging.getLogger(__name__)
@@ -42,7 +44,7 @@ class ExportRun:
         with pool.connection() as conn:
             job = jobs.start_export(conn, message)
             if job is None:  # cancelled (or otherwise ended) before we got to it
-                jobs.drop_export(conn, message)
+                outbox.complete_message(conn, message)
                 log.info("export skipped: job already ended", extra={"job_id": str(message.job_id)})
                 return Settled.BY_HANDLER
         bind_context(tenant=job.tenant)  # for every later log line of this message
@@ -60,9 +62,10 @@ class ExportRun:
         key = object_key(job)
         try:
             export, rows = self._upload(job, kind, key, save_progress, message.deadline_seconds)
-        except jobs.ExportStopped:
-            self._settle_if_cancelled(message)
-            raise
+        except jobs.ExportStopped as exc:  # a progress write found the job not running
+            if self._settle_if_cancelled(message):
+                return Settled.BY_HANDLER
+            raise WorkStopped(StopReason.LEASE_LOST, str(exc)) from None
         result = jobs.ExportResult(
             key=key,
             rows=rows,
@@ -78,8 +81,15 @@ class ExportRun:
                     result,
                     retention_seconds=self.services.settings.retention_seconds,
                 )
-        except BaseException:
+        except LeaseLost:
             # The object exists but the job does not point at it: don't leave it behind.
+            self._delete_orphan(key)
+            # Cancelled after the last progress write: settle now, not when the lease
+            # lapses (which would also count an attempt).
+            if self._settle_if_cancelled(message):
+                return Settled.BY_HANDLER
+            raise
+        except BaseException:
             self._delete_orphan(key)
             raise
         # An upload of an earlier attempt may have landed after this one started (a request
@@ -154,13 +164,16 @@ class ExportRun:
         except Exception:
             log.exception("could not delete orphaned export file", extra={"key": key})
 
-    def _settle_if_cancelled(self, message: Message) -> None:
-        """A cancelled export's message is done now, not when its lease lapses."""
+    def _settle_if_cancelled(self, message: Message) -> bool:
+        """If the job was cancelled, complete its message now (fenced) and say so: the
+        message is settled, not lost. False when the job was not cancelled."""
         with self.services.pool.connection() as conn:
             job = jobs.find_job(conn, message.job_id)
-            if job is not None and job.state == "cancelled":
-                jobs.drop_export(conn, message)
-                log.info("export cancelled while running", extra={"job_id": str(job.id)})
+            if job is None or job.state != "cancelled":
+                return False
+            outbox.complete_message(conn, message)
+        log.info("export cancelled while running", extra={"job_id": str(job.id)})
+        return True
 
     def retry(self, conn: Connection, message: Message, error: str, delay: float) -> None:
         """The job goes back to queued until its next attempt."""
@@ -169,6 +182,10 @@ class ExportRun:
     def give_up(self, conn: Connection, message: Message, error: str) -> None:
         """The job failed for good; its owner gets a short failure email."""
         jobs.fail_export(conn, message, error)
+
+    def handed_back(self, conn: Connection, message: Message) -> None:
+        """The poller stopped mid-export: the job waits as queued for another poller."""
+        jobs.requeue_handed_back(conn, message)
 
 
 def object_key(job: jobs.Job) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
-import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -22,10 +21,11 @@ import psycopg_pool
 
 from app.exports import jobs
 from app.platform import metrics
-from app.platform.db import fetch_all, fetch_one
+from app.platform.lifecycle import PeriodicService
 from app.platform.settings import Settings
+from app.queue import workers
 from app.queue.outbox import prune_outbox
-from app.storage import Storage, storage_from_url
+from app.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,10 @@ class MaintenanceReport:
     seconds: float
 
 
-class Maintenance:
+class Maintenance(PeriodicService):
     """Runs maintenance on a background thread; at most one run at a time fleet-wide."""
+
+    name = "maintenance"
 
     def __init__(
         self,
@@ -61,25 +63,21 @@ class Maintenance:
         prune_batch: int = PRUNE_BATCH,
         expiry_batch: int = EXPIRY_BATCH,
     ) -> None:
+        super().__init__()
         self.pool = pool
         self.storage = storage
-        self.interval = interval
+        self.every = interval
         self.outbox_retention = outbox_retention
         self.stale_after = stale_after
         self.prune_batch = prune_batch
         self.expiry_batch = expiry_batch
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="maintenance", daemon=True)
 
     @classmethod
-    def from_settings(cls, settings: Settings, pool: psycopg_pool.ConnectionPool) -> Maintenance:
-        """Maintenance configured from the environment, on the poller's pool."""
-        storage = storage_from_url(
-            settings.storage_url,
-            region=settings.aws_region,
-            endpoint_url=settings.aws_endpoint_url,
-            presign_seconds=settings.presign_seconds,
-        )
+    def from_settings(
+        cls, settings: Settings, pool: psycopg_pool.ConnectionPool, storage: Storage
+    ) -> Maintenance:
+        """Maintenance configured from the environment, on the poller's pool and storage
+        (the process's own: the same encryption settings as the uploads)."""
         return cls(
             pool,
             storage,
@@ -88,13 +86,22 @@ class Maintenance:
             stale_after=dt.timedelta(seconds=STALE_AFTER_LEASES * settings.lease_seconds),
         )
 
-    def start(self) -> None:
-        """Run every `interval` seconds (the first run one interval after start)."""
-        self._thread.start()
+    def interval(self) -> float:
+        """The configured interval ±20 %: pollers started together drift apart."""
+        return self.every * random.uniform(0.8, 1.2)  # nosec B311: jitter, not a secret
 
-    def stop(self) -> None:
-        """Start no more runs. A run in progress is left to finish or to be cut off by exit."""
-        self._stop.set()
+    def tick(self) -> None:
+        """One run (or a skip: another poller holds the lock), logged."""
+        try:
+            report = self.run_once()
+        except Exception:  # the next interval tries again
+            metrics.MAINTENANCE_RUNS.labels("failed").inc()
+            log.exception("maintenance run failed")
+            return
+        if report is None:
+            log.debug("maintenance skipped: another poller is running it")
+        else:
+            log.info("maintenance run", extra=asdict(report))
 
     def run_once(self) -> MaintenanceReport | None:
         """One run if no other poller is running one (None: another one holds the lock)."""
@@ -102,8 +109,7 @@ class Maintenance:
         # The lock lives in this connection's transaction, open for the whole run; commit,
         # rollback or a dead connection release it. The work uses other connections.
         with self.pool.connection() as lock:
-            row = fetch_one(lock, "try_maintenance_lock")
-            if not (row and row["acquired"]):
+            if not workers.try_maintenance_lock(lock):
                 metrics.MAINTENANCE_RUNS.labels("skipped").inc()
                 return None
             pruned = self._prune()
@@ -146,24 +152,8 @@ class Maintenance:
 
     def _remove_stale_workers(self) -> int:
         with self.pool.connection() as conn:
-            removed = fetch_all(
-                conn, "delete_stale_workers", stale_seconds=self.stale_after.total_seconds()
-            )
+            removed = workers.delete_stale(conn, silent_for=self.stale_after)
         if removed:
-            log.info("removed stale workers", extra={"workers": [r["id"] for r in removed]})
+            log.info("removed stale workers", extra={"workers": removed})
         metrics.STALE_WORKERS_REMOVED.inc(len(removed))
         return len(removed)
-
-    def _loop(self) -> None:
-        # Jitter spreads pollers apart; it is not a secret.
-        while not self._stop.wait(self.interval * random.uniform(0.8, 1.2)):  # nosec B311
-            try:
-                report = self.run_once()
-            except Exception:  # the next interval tries again
-                metrics.MAINTENANCE_RUNS.labels("failed").inc()
-                log.exception("maintenance run failed")
-                continue
-            if report is None:
-                log.debug("maintenance skipped: another poller is running it")
-            else:
-                log.info("maintenance run", extra=asdict(report))

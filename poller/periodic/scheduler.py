@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 
-import psycopg
 import psycopg_pool
 
 from app.platform import metrics
+from app.platform.lifecycle import ListeningService
 from app.schedules import store
 
 log = logging.getLogger(__name__)
@@ -33,8 +32,12 @@ WAKE_MARGIN_SECONDS = 0.001
 FIRE_BATCH = 20
 
 
-class Scheduler:
+class Scheduler(ListeningService):
     """Fires due schedules until stopped; survives database outages with back-off."""
+
+    name = "scheduler"
+    channel = store.CHANNEL
+    application_name = "exports-poller-scheduler"
 
     def __init__(
         self,
@@ -46,57 +49,16 @@ class Scheduler:
         batch: int = FIRE_BATCH,
         max_sleep: float = MAX_SLEEP_SECONDS,
     ) -> None:
+        super().__init__(database_url)
         self.pool = pool
-        self.database_url = database_url
         self.max_attempts = max_attempts
         self.max_active = max_active  # the per-owner quota slots are held to, like the API
         self.batch = batch
         self.max_sleep = max_sleep
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Run on a daemon thread of this process."""
-        self._thread = threading.Thread(target=self.run, name="scheduler", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop firing; wait up to `timeout` s for the thread (it notices within max_sleep)."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def run(self) -> None:
-        """LISTEN for schedule changes and fire what is due, until stop()."""
-        failures = 0
-        while not self._stopping.is_set():
-            try:
-                with psycopg.connect(
-                    self.database_url,
-                    autocommit=True,
-                    application_name="exports-poller-scheduler",
-                ) as listener:
-                    listener.execute(f"LISTEN {store.CHANNEL}")
-                    while not self._stopping.is_set():
-                        pause = self.tick()
-                        failures = 0
-                        # Any NOTIFY ends the wait early: plan again.
-                        for _ in listener.notifies(timeout=pause, stop_after=1):
-                            pass
-            except (psycopg.Error, psycopg_pool.PoolTimeout) as exc:
-                failures += 1
-                delay = min(30.0, 0.5 * 2**failures)
-                log.warning(
-                    "scheduler: database unavailable; retrying in %.1fs",
-                    delay,
-                    extra={"error": str(exc)},
-                )
-                self._stopping.wait(delay)
-            except Exception:
-                # Never let the thread die: schedules would silently stop firing.
-                failures += 1
-                log.exception("scheduler: unexpected failure")
-                self._stopping.wait(min(30.0, 0.5 * 2**failures))
+    def step(self) -> float:
+        """Fire what is due; wait until the next slot (a NOTIFY ends the wait early)."""
+        return self.tick()
 
     def tick(self) -> float:
         """Fire what is due now (one transaction per batch); seconds until the next is due."""
@@ -110,7 +72,7 @@ class Scheduler:
             for slot in fired:
                 if slot.skipped:
                     metrics.SCHEDULE_SLOTS_SKIPPED.labels(slot.skipped).inc()
-            if len(fired) < self.batch or self._stopping.is_set():
+            if len(fired) < self.batch or self.stopping.is_set():
                 break  # else: more may be due right now
         with self.pool.connection(timeout=CONNECTION_WAIT_SECONDS) as conn:
             now, next_run_at = store.next_due_in(conn)

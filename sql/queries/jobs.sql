@@ -118,33 +118,13 @@ SET state = 'failed', finished_at = now(), last_error = %(error)s,
 WHERE id = %(id)s AND state IN ('queued', 'running')
 RETURNING *;
 
--- name: hand_back_messages
--- Graceful shutdown: the poller returns what it could not finish, visible now. Handing
--- back is not a failure, so it does not use up an attempt (max_attempts grows by one);
--- the history says who handed it back. A running export's job waits as queued again.
--- Only rows still leased by this worker: a message whose attempt already recorded its
--- outcome (a retry sets leased_by NULL) keeps that outcome and its back-off.
-WITH released AS (
-    UPDATE exports.outbox o
-    SET visible_at = now(),
-        leased_by = NULL,
-        max_attempts = o.max_attempts + 1,
-        last_error = 'handed back at shutdown by ' || o.leased_by,
-        errors = o.errors || jsonb_build_object(
-            'attempt', o.attempts, 'at', now(),
-            'error', 'handed back at shutdown by ' || o.leased_by)
-    FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[]) AS held (id, attempts)
-    WHERE o.id = held.id AND o.attempts = held.attempts AND o.leased_by = %(worker)s
-      AND o.done_at IS NULL AND o.dead_at IS NULL
-    RETURNING o.id, o.topic, o.job_id, o.attempts),
-requeued AS (
-    UPDATE exports.jobs j
-    SET state = 'queued'
-    FROM released r
-    WHERE r.topic = 'export.run' AND j.id = r.job_id AND j.attempts = r.attempts
-      AND j.state = 'running'
-    RETURNING j.id)
-SELECT id FROM released;
+-- name: requeue_handed_back
+-- The poller handed the job's export.run message back at shutdown (outbox.hand_back, in
+-- this transaction): the job waits as queued again, unless a later attempt owns it.
+UPDATE exports.jobs
+SET state = 'queued'
+WHERE id = %(id)s AND attempts = %(attempt)s AND state = 'running'
+RETURNING id;
 
 -- name: record_email_sent
 UPDATE exports.jobs

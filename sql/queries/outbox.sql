@@ -42,6 +42,25 @@ RETURNING o.id, o.topic, o.job_id, o.payload, o.attempts, o.max_attempts, t.dead
 -- Oldest first, as they were queued (UPDATE ... RETURNING has no order of its own).
 SELECT claimed.* FROM claimed JOIN next USING (id) ORDER BY next.visible_at, next.id;
 
+-- name: hand_back_messages
+-- Graceful shutdown: the poller returns what it could not finish, visible now. Handing
+-- back is not a failure, so it does not use up an attempt (max_attempts grows by one);
+-- the history says who handed it back. Only rows still leased by this worker: a message
+-- whose attempt already recorded its outcome (a retry sets leased_by NULL) keeps that
+-- outcome and its back-off. Each topic's handler then undoes its own "running" state.
+UPDATE exports.outbox o
+SET visible_at = now(),
+    leased_by = NULL,
+    max_attempts = o.max_attempts + 1,
+    last_error = 'handed back at shutdown by ' || o.leased_by,
+    errors = o.errors || jsonb_build_object(
+        'attempt', o.attempts, 'at', now(),
+        'error', 'handed back at shutdown by ' || o.leased_by)
+FROM unnest(%(ids)s::bigint[], %(attempts)s::integer[]) AS held (id, attempts)
+WHERE o.id = held.id AND o.attempts = held.attempts AND o.leased_by = %(worker)s
+  AND o.done_at IS NULL AND o.dead_at IS NULL
+RETURNING o.id;
+
 -- name: extend_leases
 -- Heartbeat: one statement for every message a poller has in flight. Returns the ids
 -- still ours (same attempt): a missing id was re-claimed or killed by hand (dead). A

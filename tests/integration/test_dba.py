@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from app.exports import jobs
 from app.exports.demo import seed_demo_orders
 from app.platform.settings import PROJECT_ROOT
+from app.queue import outbox
 from poller.core.dispatch import Poller
 from tests.support.exports import all_settled, job_ended, job_row, messages, submit
 from tests.support.operations import claim, failed_job, job_with_dead_email, queued_job
@@ -231,7 +232,7 @@ def test_retry_job_waits_for_a_cancelled_export_to_stop(db: psycopg.Connection) 
     jobs.cancel_job(db, "default", job.id)
 
     still_stopping = db.execute("SELECT * FROM exports.retry_job(%s)", (job.id,)).fetchall()
-    jobs.drop_export(db, message)  # the poller noticed the cancel and let go
+    outbox.complete_message(db, message)  # the poller noticed the cancel and let go
     [retried] = db.execute("SELECT * FROM exports.retry_job(%s)", (job.id,)).fetchall()
 
     assert still_stopping == [] and retried["state"] == "queued"

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from app.exports.topics import EXPORT_NOTIFY
 from app.queue import outbox
 from app.queue.outbox import prune_outbox
 from tests.support.operations import claim, failed_job, queued_job
@@ -40,7 +41,7 @@ def finished_messages(db: psycopg.Connection, n: int) -> None:
     """`n` jobs whose export failed: n dead export.run and n done (withdrawn) emails."""
     for _ in range(n):
         job = failed_job(db)
-        outbox.complete_message(db, claim(db, job.id, outbox.EXPORT_NOTIFY))
+        outbox.complete_message(db, claim(db, job.id, EXPORT_NOTIFY))
 
 
 def test_prune_deletes_only_done_and_dead_rows_older_than_retention(

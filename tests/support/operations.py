@@ -7,6 +7,7 @@ import uuid
 import psycopg
 
 from app.exports import jobs
+from app.exports.topics import EXPORT_NOTIFY, EXPORT_RUN
 from app.queue import outbox
 from app.queue.outbox import Message
 
@@ -24,7 +25,7 @@ def queued_job(
     return job
 
 
-def claim(db: psycopg.Connection, job_id: uuid.UUID, topic: str = outbox.EXPORT_RUN) -> Message:
+def claim(db: psycopg.Connection, job_id: uuid.UUID, topic: str = EXPORT_RUN) -> Message:
     """Claim the job's ready message of `topic` as poller 'test-poller' (others stay put)."""
     ready = db.execute(
         "SELECT id FROM exports.outbox WHERE job_id = %s AND topic = %s"
@@ -64,7 +65,7 @@ def failed_job(
 def job_with_dead_email(db: psycopg.Connection) -> jobs.Job:
     """A failed job whose failure email could not be sent either (email_status 'failed')."""
     job = failed_job(db)
-    notify = claim(db, job.id, outbox.EXPORT_NOTIFY)
+    notify = claim(db, job.id, EXPORT_NOTIFY)
     jobs.record_email_failed(db, notify, "mailbox unavailable")
     found = jobs.find_job(db, job.id)
     assert found is not None and found.email_status == "failed"

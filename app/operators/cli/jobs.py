@@ -12,6 +12,7 @@ import uuid
 import click
 
 from app.exports import jobs
+from app.exports.topics import EXPORT_NOTIFY, EXPORT_RUN
 from app.operators import reads
 from app.operators.cli.common import (
     Duration,
@@ -158,7 +159,7 @@ def cancel(job_id: uuid.UUID, as_json: bool) -> None:
 @click.command("requeue-dead")
 @click.option(
     "--topic",
-    type=click.Choice([outbox.EXPORT_RUN, outbox.EXPORT_NOTIFY]),
+    type=click.Choice([EXPORT_RUN, EXPORT_NOTIFY]),
     help="Only this topic [default: all].",
 )
 @click.option(

@@ -126,10 +126,10 @@ def test_hand_back_leaves_an_attempt_that_recorded_its_own_failure_alone(
     jobs.retry_export(conn, failed, "S3 said SlowDown", 30.0)
     conn.commit()
 
-    returned = jobs.hand_back(conn, [failed, unfinished], "test")
+    returned = outbox.hand_back(conn, [failed, unfinished], "test")
     conn.commit()
 
-    assert returned == {unfinished.id}
+    assert returned == [unfinished]
     kept, returned_row = db.execute(
         "SELECT max_attempts, last_error, visible_at > now() AS waiting"
         " FROM exports.outbox ORDER BY id"
@@ -148,4 +148,4 @@ def test_hand_back_by_another_worker_changes_nothing(
 ) -> None:
     message = claim_export(conn)
 
-    assert jobs.hand_back(conn, [message], "someone-else") == set()
+    assert outbox.hand_back(conn, [message], "someone-else") == []

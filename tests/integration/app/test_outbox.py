@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 
+from app.exports.topics import EXPORT_RUN
 from app.queue import outbox
 
 
@@ -21,7 +22,7 @@ def queued(db: psycopg.Connection) -> list[int]:
             "INSERT INTO exports.jobs (id, owner_id, kind, format) VALUES (%s, 'u', 'k', 'csv')",
             (job_id,),
         )
-        ids.append(outbox.add_message(db, outbox.EXPORT_RUN, job_id, max_attempts=5))
+        ids.append(outbox.add_message(db, EXPORT_RUN, job_id, max_attempts=5))
     return ids
 
 

@@ -10,11 +10,11 @@ from typing import Any
 import psycopg
 from prometheus_client import REGISTRY
 
+from app.exports.topics import EXPORT_NOTIFY
 from app.platform.settings import Settings
-from app.queue.outbox import EXPORT_NOTIFY
 from poller.core.dispatch import Poller
+from poller.core.handler import Settled
 from poller.core.lease import Lease
-from poller.handlers import Settled
 from tests.support.waiting import wait_until
 
 

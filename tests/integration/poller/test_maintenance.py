@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 from app.exports.demo import seed_demo_orders
 from app.platform.db import open_pool
 from app.platform.settings import Settings
+from app.storage import storage_from_settings
 from poller.core.dispatch import Poller
 from poller.periodic.maintenance import Maintenance, MaintenanceReport
 from tests.support.exports import job_ended, job_row, stored_file, submit
@@ -60,7 +61,7 @@ def make_maintenance(settings: Settings) -> Iterator[Callable[[], Maintenance]]:
     def make() -> Maintenance:
         pool = open_pool(settings.database_url, name="test-maintenance", max_size=3)
         pools.append(pool)
-        return Maintenance.from_settings(settings, pool)
+        return Maintenance.from_settings(settings, pool, storage_from_settings(settings))
 
     yield make
     for pool in pools:

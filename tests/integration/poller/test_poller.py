@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+import uuid
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 
 from app.exports import jobs
 from app.exports.catalog import load_catalog
@@ -204,6 +207,58 @@ def test_cancel_stops_a_running_export_and_keeps_nothing(
     assert job_row(db, job["id"])["state"] == "cancelled"
     assert [p for p in stored_file(settings, "").rglob("*") if p.is_file()] == []
     assert emails(settings) == []
+
+
+class CancelAfterUpload:
+    """The poller's own storage, plus a cancel of `job_id` through the domain (another
+    connection, as the API would) right after the upload: the moment between the export's
+    last progress write and finish_export, which no client can hit on purpose."""
+
+    def __init__(self, storage: Any, database_url: str) -> None:
+        self.storage = storage
+        self.database_url = database_url
+        self.job_id: str | None = None
+
+    def upload(self, key: str, stream: Any, content_type: str) -> None:
+        self.storage.upload(key, stream, content_type)
+        with psycopg.connect(self.database_url) as conn:
+            jobs.cancel_job(conn, "default", uuid.UUID(self.job_id))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.storage, name)
+
+
+def test_a_cancel_just_before_the_result_is_recorded_settles_the_message_at_once(
+    client: FlaskClient,
+    db: psycopg.Connection,
+    settings: Settings,
+    start_poller: Callable[..., Poller],
+) -> None:
+    # Issue 13: finish_export's fence failed and the cancel was taken for a lost lease: the
+    # message stayed leased until the lease lapsed, a second attempt was counted, and the
+    # settled cancel counted as "dropped".
+    seed_demo_orders(db, 30)
+    poller = start_poller()
+    services = poller.handlers["export.run"].services
+    storage = services.storage = CancelAfterUpload(services.storage, settings.database_url)
+    dropped_before = REGISTRY.get_sample_value(
+        "exports_messages_total", {"topic": "export.run", "outcome": "dropped"}
+    ) or 0.0
+    job = submit(client, notify={"email": "o@example.com"})
+    storage.job_id = job["id"]
+
+    wait_until(lambda: all_settled(db), what="the export.run message to settle")
+
+    [run] = messages(db, job["id"])
+    assert run["done_at"] is not None
+    assert (run["attempts"], run["errors"]) == (1, [])  # no lapsed lease, no second attempt
+    assert job_row(db, job["id"])["state"] == "cancelled"
+    assert [p for p in stored_file(settings, "").rglob("*") if p.is_file()] == []
+    assert emails(settings) == []
+    dropped = REGISTRY.get_sample_value(
+        "exports_messages_total", {"topic": "export.run", "outcome": "dropped"}
+    ) or 0.0
+    assert dropped == dropped_before
 
 
 def test_export_query_cancelled_by_a_dba_fails_at_once(

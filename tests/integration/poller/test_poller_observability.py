@@ -111,5 +111,10 @@ def test_a_failed_attempt_is_reported_once_with_its_tags(
     }
     assert event["tags"]["outcome"] == "dead"
     assert OWNER_EMAIL not in json.dumps(event)
-    failure = [line for line in log_lines() if line["message"].startswith("permanent failure")]
-    assert failure and failure[0]["job_id"] == job["id"]
+    # One ERROR line says the message died, with what a person needs to look it up.
+    errors = [line for line in log_lines() if line["level"] == "error"]
+    [dead] = [line for line in errors if line["message"] == "message dead"]
+    assert (dead["job_id"], dead["topic"], dead["attempt"]) == (job["id"], "export.run", 1)
+    assert "UndefinedColumn" in dead["error"]
+    assert len(errors) == 1
+

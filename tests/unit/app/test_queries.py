@@ -13,7 +13,8 @@ from app.platform.settings import PROJECT_ROOT
 # Runner → the positions of its query-name arguments.
 RUNNERS = {"fetch_one": (1,), "fetch_all": (1,), "fenced": (1,), "insert_or_find": (1, 2)}
 SOURCE_DIRS = [PROJECT_ROOT / "app", PROJECT_ROOT / "poller"]
-RUNNERS_MODULE = PROJECT_ROOT / "app" / "platform" / "db.py"  # defines the runners; passes names through
+# Defines the runners; passes names through.
+RUNNERS_MODULE = PROJECT_ROOT / "app" / "platform" / "db.py"
 
 
 def _called_name(call: ast.Call) -> str | None:

@@ -286,13 +286,12 @@ def test_a_slot_that_finds_the_owner_at_the_quota_is_skipped_and_says_why(
     skipped_before = REGISTRY.get_sample_value(
         "exports_schedule_slots_skipped_total", {"reason": "owner_quota"}
     ) or 0.0
-    poller, closables = build_poller(settings)
-    [scheduler] = [c for c in poller.companions if isinstance(c, Scheduler)]
+    built = build_poller(settings)
+    [scheduler] = [c for c in built.poller.companions if isinstance(c, Scheduler)]
     try:
         scheduler.tick()
     finally:
-        for closable in closables:
-            closable.close()
+        built.close()
 
     assert count_jobs(db) == LIMIT  # no job beyond the quota (three were queued before)
     for schedule_id in ids:
