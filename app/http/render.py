@@ -20,7 +20,7 @@ def job_json(job: Job, links: LinkSigner) -> dict[str, Any]:
             "bytes": job.result_bytes,
             "sha256": job.result_sha256,
             "content_type": job.result_content_type,
-            "expires_at": _time(job.expires_at),
+            "expires_at": timestamp(job.expires_at),
         }
     return {
         "id": str(job.id),
@@ -35,9 +35,9 @@ def job_json(job: Job, links: LinkSigner) -> dict[str, Any]:
         "download_url": links.link_for(job.id) if job.state == "succeeded" else None,
         "last_error": job.last_error,
         "schedule_id": str(job.schedule_id) if job.schedule_id else None,
-        "created_at": _time(job.created_at),
-        "started_at": _time(job.started_at),
-        "finished_at": _time(job.finished_at),
+        "created_at": timestamp(job.created_at),
+        "started_at": timestamp(job.started_at),
+        "finished_at": timestamp(job.finished_at),
     }
 
 
@@ -65,5 +65,8 @@ def kinds_json(catalog: Catalog) -> dict[str, Any]:
     }
 
 
-def _time(value: dt.datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
+def timestamp(value: dt.datetime | None) -> str | None:
+    """A time as the API writes every time: ISO 8601 in UTC with a Z (null stays null)."""
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")

@@ -15,6 +15,7 @@ from app.exports.jobs import ExportRequest
 from app.http import parsing
 from app.http.openapi_schedules import SCHEDULE_PATCH, SCHEDULE_REQUEST, body_errors
 from app.http.problems import Problem, invalid, not_found
+from app.http.render import timestamp
 from app.http.tenancy import current_storing_tenant, current_tenant
 from app.platform.services import current_services
 from app.schedules import store, timing
@@ -152,13 +153,13 @@ def schedule_json(schedule: Schedule) -> dict[str, Any]:
         "cron": schedule.cron,
         "timezone": schedule.timezone,
         "enabled": schedule.enabled,
-        "next_run_at": _time(schedule.next_run_at),
-        "next_runs": [_time(t) for t in schedule.upcoming()],
-        "last_run_at": _time(schedule.last_run_at),
+        "next_run_at": timestamp(schedule.next_run_at),
+        "next_runs": [timestamp(t) for t in schedule.upcoming()],
+        "last_run_at": timestamp(schedule.last_run_at),
         "last_job_id": str(schedule.last_job_id) if schedule.last_job_id else None,
         "last_skip_reason": schedule.last_skip_reason,
-        "created_at": _time(schedule.created_at),
-        "updated_at": _time(schedule.updated_at),
+        "created_at": timestamp(schedule.created_at),
+        "updated_at": timestamp(schedule.updated_at),
     }
 
 
@@ -240,7 +241,3 @@ def _schedule_or_404(conn: Connection, schedule_id: uuid.UUID) -> Schedule:
         return store.get_schedule(conn, current_tenant(), schedule_id)
     except store.ScheduleNotFound:
         raise not_found(f"There is no schedule {schedule_id}.") from None
-
-
-def _time(value: dt.datetime | None) -> str | None:
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z") if value else None

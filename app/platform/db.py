@@ -17,6 +17,8 @@ QUERIES_DIR = PROJECT_ROOT / "sql" / "queries"
 _NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 
 Row = dict[str, Any]
+# Every connection of the service's own works in UTC (libpq's `options`).
+SESSION_OPTIONS = "-c TimeZone=UTC"
 
 
 class LeaseLost(Exception):
@@ -101,7 +103,8 @@ def open_pool(
         min_size=min_size,
         max_size=max_size,
         timeout=timeout,
-        kwargs={"application_name": name},
+        # Timestamps come back in UTC whatever the server's or database's TimeZone says.
+        kwargs={"application_name": name, "options": SESSION_OPTIONS},
         check=ConnectionPool.check_connection,
         open=True,
     )

@@ -123,6 +123,7 @@ class ListeningService(Service):
                     autocommit=True,
                     connect_timeout=5,
                     application_name=self.application_name or f"exports-{self.name}",
+                    options="-c TimeZone=UTC",
                 ) as conn:
                     conn.execute(f"LISTEN {self.channel}")
                     failures = 0

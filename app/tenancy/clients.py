@@ -19,10 +19,10 @@ import uuid
 from dataclasses import dataclass, fields
 from typing import Any
 
-import psycopg
 from psycopg import Connection
 
 from app.platform.db import fetch_all, fetch_one
+from app.platform.lifecycle import ListeningService
 from app.storage import tenant_problem
 
 log = logging.getLogger(__name__)
@@ -158,54 +158,32 @@ def list_clients(conn: Connection) -> list[ApiClient]:
     return [ApiClient.from_row(r) for r in fetch_all(conn, "list_api_clients")]
 
 
-class RevocationListener:
+class RevocationListener(ListeningService):
     """LISTENs for key revocations and clears a KeyCache at each, so a revoked key stops
     working within milliseconds, not after the cache's `seconds`.
 
-    While the connection is down, revocations could be missed: the cache is cleared again
-    whenever it (re)connects, and between those times entries still expire on their own.
+    While the connection is down, revocations could be missed: the cache is cleared when
+    the connection is lost and again when it is back; in between, entries still expire on
+    their own.
     """
 
+    name = "key-revocations"
+    channel = REVOCATIONS_CHANNEL
+    application_name = "exports-api-key-revocations"
+
     def __init__(self, database_url: str, cache: KeyCache) -> None:
-        self.database_url = database_url
+        super().__init__(database_url)
         self.cache = cache
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def start(self) -> None:
-        """Listen on a daemon thread of this process."""
-        self._thread = threading.Thread(target=self._run, name="key-revocations", daemon=True)
-        self._thread.start()
+    def connected(self) -> None:
+        """Forget what may have been revoked while we were not listening."""
+        self.cache.clear()
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop listening; wait up to `timeout` s (it notices within a second)."""
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def disconnected(self) -> None:
+        """Revocations may be missed from now on: trust nothing cached."""
+        self.cache.clear()
 
-    def _run(self) -> None:
-        failures = 0
-        while not self._stopping.is_set():
-            try:
-                with psycopg.connect(
-                    self.database_url,
-                    autocommit=True,
-                    connect_timeout=5,
-                    application_name="exports-api-key-revocations",
-                ) as conn:
-                    conn.execute(f"LISTEN {REVOCATIONS_CHANNEL}")
-                    self.cache.clear()  # whatever was revoked while we were not listening
-                    failures = 0
-                    while not self._stopping.is_set():
-                        for notice in conn.notifies(timeout=1.0):
-                            log.info("API key revoked", extra={"key_prefix": notice.payload})
-                            self.cache.clear()
-            except psycopg.Error as exc:
-                failures += 1
-                pause = min(30.0, 0.5 * 2**failures)
-                log.warning(
-                    "key revocation listener lost its connection; retrying in %.1fs", pause,
-                    extra={"error": str(exc)},
-                )
-                self.cache.clear()
-                self._stopping.wait(pause)
+    def notified(self, payload: str) -> None:
+        """A key was revoked: check every key in the database again."""
+        log.info("API key revoked", extra={"key_prefix": payload})
+        self.cache.clear()

@@ -22,6 +22,7 @@ import psycopg
 import psycopg_pool
 
 from app.platform import metrics
+from app.platform.db import SESSION_OPTIONS
 from app.platform.lifecycle import Service, reconnect_pause
 from app.platform.logs import log_context
 from app.queue import outbox
@@ -255,7 +256,7 @@ class Poller:
                 self.database_url,
                 connect_timeout=max(2, round(CLAIM_WAIT_SECONDS)),  # libpq's minimum is 2
                 application_name=CLAIM_APPLICATION_NAME,
-                options="-c TimeZone=UTC",
+                options=SESSION_OPTIONS,
             )
             self._claim_conn = conn
         return conn

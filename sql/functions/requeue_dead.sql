@@ -1,6 +1,7 @@
 -- exports.requeue_dead: after the cause is fixed, bring a topic's dead messages back.
--- Created by migration 0005, which reads this file. Editing it changes nothing in a
--- database that is already migrated: write a new migration that runs the new text.
+-- The current definition (created by migration 0005). A database changes only
+-- through migrations: to change this, edit it here and run the new text from a new
+-- migration (tests/integration/test_schema.py checks that the two agree).
 CREATE OR REPLACE FUNCTION exports.requeue_dead(
     topic text, since timestamptz, extra_attempts integer DEFAULT 3)
 RETURNS SETOF exports.queue LANGUAGE plpgsql AS $$

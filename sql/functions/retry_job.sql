@@ -1,6 +1,7 @@
 -- exports.retry_job: run a failed or cancelled export again.
--- Created by migration 0005, which reads this file. Editing it changes nothing in a
--- database that is already migrated: write a new migration that runs the new text.
+-- The current definition (created by migration 0005). A database changes only
+-- through migrations: to change this, edit it here and run the new text from a new
+-- migration (tests/integration/test_schema.py checks that the two agree).
 CREATE OR REPLACE FUNCTION exports.retry_job(job_id uuid, max_attempts integer DEFAULT NULL)
 RETURNS SETOF exports.jobs LANGUAGE sql AS $$
     -- Retryable: 'failed' (gave up) and 'cancelled' (undo a cancel, e.g. one made during an

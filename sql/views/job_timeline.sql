@@ -1,8 +1,9 @@
 -- exports.job_timeline: everything that happened to one job, in order.
 --   SELECT * FROM exports.job_timeline WHERE job_id = '...';
 -- The filter on job_id reaches every branch of the UNION, so this reads one job's rows.
--- Created by migration 0005, which reads this file. Editing it changes nothing in a
--- database that is already migrated: write a new migration that runs the new text.
+-- The current definition (created by migration 0005). A database changes only
+-- through migrations: to change this, edit it here and run the new text from a new
+-- migration (tests/integration/test_schema.py checks that the two agree).
 CREATE OR REPLACE VIEW exports.job_timeline AS
 SELECT job_id, at, message_id, topic, attempt, event, detail
 FROM (

@@ -1,6 +1,7 @@
 -- exports.queue_health: one row per topic, how its queue is doing right now.
--- Created by migration 0005, which reads this file. Editing it changes nothing in a
--- database that is already migrated: write a new migration that runs the new text.
+-- The current definition (created by migration 0005). A database changes only
+-- through migrations: to change this, edit it here and run the new text from a new
+-- migration (tests/integration/test_schema.py checks that the two agree).
 CREATE OR REPLACE VIEW exports.queue_health AS
 SELECT t.topic,
        count(o.id) FILTER (WHERE o.visible_at <= now()) AS ready,

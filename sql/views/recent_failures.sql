@@ -1,6 +1,7 @@
 -- exports.recent_failures: messages that failed in the last 24 hours, newest failure first.
--- Created by migration 0005, which reads this file. Editing it changes nothing in a
--- database that is already migrated: write a new migration that runs the new text.
+-- The current definition (created by migration 0005). A database changes only
+-- through migrations: to change this, edit it here and run the new text from a new
+-- migration (tests/integration/test_schema.py checks that the two agree).
 CREATE OR REPLACE VIEW exports.recent_failures AS
 SELECT o.job_id, j.owner_id, j.kind, j.state AS job_state,
        o.id AS message_id, o.topic, q.state AS message_state,

@@ -1,10 +1,10 @@
 -- exports.stuck: work that should have moved and has not.
--- Created by migration 0005 (replacing 0003's narrower view), which reads this file.
--- Editing it changes nothing in a database that is already migrated: write a new
--- migration that runs the new text.
+-- The current definition (created by migration 0003, last changed by 0009).
+-- A database changes only through migrations: to change this, edit it here and run the
+-- new text from a new migration (tests/integration/test_schema.py checks they agree).
 CREATE OR REPLACE VIEW exports.stuck AS
 SELECT q.*, t.deadline_seconds,
-       now() - q.claimed_at AS running_for,
+       CASE WHEN q.state = 'running' THEN now() - q.claimed_at END AS running_for,
        CASE WHEN q.state = 'running'
                  AND q.claimed_at < now() - make_interval(secs => t.deadline_seconds)
                 THEN 'running past its deadline'
@@ -25,5 +25,5 @@ COMMENT ON VIEW exports.stuck IS
     'their topic deadline, ready messages nobody claims for 5 minutes, and messages on '
     'their third attempt or later.';
 COMMENT ON COLUMN exports.stuck.running_for IS
-    'How long ago the current (or last) attempt was claimed.';
+    'How long the current attempt has been running; NULL when none is (ready, retry_wait).';
 COMMENT ON COLUMN exports.stuck.why IS 'The first reason that applies.';

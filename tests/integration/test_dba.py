@@ -50,14 +50,16 @@ def test_a_dead_export_is_revived_with_one_function_call(
     assert sum(m["done_at"] is not None for m in notify) == len(notify)
 
 
-def test_retrying_a_message_that_is_not_dead_is_refused(
+def test_retrying_a_message_that_is_not_dead_does_nothing_and_says_so_with_no_rows(
     client: FlaskClient, db: psycopg.Connection
 ) -> None:
+    # Issue 13: it raised, while every other function answers "nothing to do" with no rows.
     job = submit(client)
     [message] = messages(db, job["id"])
 
-    with pytest.raises(psycopg.errors.RaiseException, match="is not dead"):
-        db.execute("SELECT * FROM exports.retry_message(%s)", (message["id"],))
+    assert db.execute("SELECT * FROM exports.retry_message(%s)", (message["id"],)).fetchall() == []
+    assert db.execute("SELECT * FROM exports.retry_message(424242)").fetchall() == []
+    assert messages(db, job["id"]) == [message]
 
 
 def test_cancel_function_is_what_the_api_uses(client: FlaskClient, db: psycopg.Connection) -> None:
@@ -145,6 +147,9 @@ def test_stuck_also_shows_messages_on_their_third_attempt(db: psycopg.Connection
 
     assert [(s["job_id"], s["attempts"]) for s in stuck] == [(retried, 3)]
     assert stuck[0]["why"] == "attempt 3 of 5: keeps failing or losing its poller"
+    # Not running, so no running_for (issue 13: it showed the time since the last claim).
+    waiting = db.execute("SELECT state, running_for FROM exports.stuck").fetchone()
+    assert waiting == {"state": "ready", "running_for": None}
     assert fresh not in {s["job_id"] for s in stuck}
 
 

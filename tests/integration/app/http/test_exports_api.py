@@ -9,9 +9,26 @@ from typing import Any
 import psycopg
 from flask.testing import FlaskClient
 
+from app import create_app
+from app.platform.settings import Settings
+from tests.conftest import api_key
+
 JOB_FIELDS = [
-    "id", "owner_id", "kind", "params", "format", "state", "attempts", "progress", "result",
-    "download_url", "last_error", "schedule_id", "created_at", "started_at", "finished_at",
+    "id",
+    "owner_id",
+    "kind",
+    "params",
+    "format",
+    "state",
+    "attempts",
+    "progress",
+    "result",
+    "download_url",
+    "last_error",
+    "schedule_id",
+    "created_at",
+    "started_at",
+    "finished_at",
 ]
 
 
@@ -85,9 +102,7 @@ def test_idempotency_key_is_per_owner(client: FlaskClient) -> None:
     assert one.get_json()["id"] != two.get_json()["id"]
 
 
-def test_concurrent_retries_with_one_key_create_one_job(
-    app: Any, db: psycopg.Connection
-) -> None:
+def test_concurrent_retries_with_one_key_create_one_job(app: Any, db: psycopg.Connection) -> None:
     barrier = threading.Barrier(8)
     ids: list[str] = []
 
@@ -181,3 +196,42 @@ def test_export_kinds_lists_the_catalog(client: FlaskClient) -> None:
         "default": None,
         "description": "Only orders placed on or after this day.",
     }
+
+
+def test_every_time_the_api_returns_is_utc_with_a_z(
+    settings: Settings, db: psycopg.Connection
+) -> None:
+    # Issue 13: job times carried the database session's offset ("-05:00") while schedule
+    # times were UTC "Z". A database whose default zone is not UTC showed it.
+    name = db.execute("SELECT current_database() AS name").fetchone()["name"]
+    db.execute(f"ALTER DATABASE \"{name}\" SET TimeZone = 'America/New_York'")
+    app = create_app(settings)
+    try:
+        client = app.test_client()
+        bearer = {"Authorization": f"Bearer {api_key(settings.database_url, 'tz', 'default')}"}
+        job = client.post(
+            "/v1/exports", json={"owner_id": "u", "kind": "demo_orders"}, headers=bearer
+        ).get_json()
+        cancelled = client.post(f"/v1/exports/{job['id']}/cancel", headers=bearer).get_json()
+        schedule = client.post(
+            "/v1/schedules",
+            json={
+                "owner_id": "u",
+                "kind": "demo_orders",
+                "cron": "0 8 * * *",
+                "timezone": "Europe/Berlin",
+            },
+            headers=bearer,
+        ).get_json()
+    finally:
+        app.extensions["exports"].close()
+
+    times = [
+        job["created_at"],
+        cancelled["created_at"],
+        cancelled["finished_at"],
+        schedule["created_at"],
+        schedule["next_run_at"],
+        *schedule["next_runs"],
+    ]
+    assert all(t.endswith("Z") and "+" not in t for t in times), times

@@ -1,0 +1,38 @@
+-- exports.retry_message: bring one dead message (and its job) back.
+-- The current definition (created by migration 0003, last changed by 0009).
+-- A database changes only through migrations: to change this, edit it here and run the
+-- new text from a new migration (tests/integration/test_schema.py checks they agree).
+CREATE OR REPLACE FUNCTION exports.retry_message(
+    message_id bigint, extra_attempts integer DEFAULT 3)
+RETURNS SETOF exports.queue LANGUAGE plpgsql AS $$
+-- Bring a dead message back: it runs as soon as a poller is free, with extra_attempts
+-- more tries. Its job goes back to waiting (a failed export to queued, a failed email to
+-- pending). The error history is kept.
+DECLARE
+    revived exports.outbox;
+BEGIN
+    UPDATE exports.outbox
+    SET dead_at = NULL, visible_at = now(), leased_by = NULL,
+        max_attempts = attempts + extra_attempts
+    WHERE id = message_id AND dead_at IS NOT NULL
+    RETURNING * INTO revived;
+    IF NOT FOUND THEN
+        RETURN;  -- unknown or not dead: nothing to do, no rows (like every other function)
+    END IF;
+    IF revived.topic = 'export.run' THEN
+        UPDATE exports.jobs SET state = 'queued', finished_at = NULL, email_status = NULL
+        WHERE id = revived.job_id AND state = 'failed';
+        -- Its failure email, if one is still waiting, no longer applies.
+        UPDATE exports.outbox SET done_at = now()
+        WHERE job_id = revived.job_id AND topic = 'export.notify'
+          AND done_at IS NULL AND dead_at IS NULL;
+    ELSE
+        UPDATE exports.jobs SET email_status = 'pending'
+        WHERE id = revived.job_id AND email_status = 'failed';
+    END IF;
+    PERFORM pg_notify('exports_outbox', '');
+    RETURN QUERY SELECT * FROM exports.queue WHERE id = message_id;
+END $$;
+COMMENT ON FUNCTION exports.retry_message(bigint, integer) IS
+    'Revive a dead outbox message (and its job): SELECT * FROM exports.retry_message(42); '
+    'no rows when it is unknown or not dead.';
