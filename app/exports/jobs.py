@@ -12,9 +12,8 @@ work on the caller's connection; the caller commits.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import hashlib
-import json
 import uuid
 from dataclasses import dataclass, fields
 from typing import Any
@@ -23,15 +22,22 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from app.exports.topics import EXPORT_NOTIFY, EXPORT_RUN
-from app.platform.db import QUERIES, fenced, fetch_all, fetch_one, insert_or_find
+from app.exports.topics import EXPORT_RUN
+from app.notifications import email
+from app.platform.db import (
+    QUERIES,
+    fenced,
+    fetch_all,
+    fetch_one,
+    insert_or_find,
+    request_fingerprint,
+)
 from app.queue import outbox
 from app.queue.outbox import Message
 from app.storage import Storage
 
 DEFAULT_TENANT = "default"
 STATES = ("queued", "running", "succeeded", "failed", "cancelled", "expired")
-NOTIFY_MAX_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -84,8 +90,7 @@ class ExportRequest:
 
     def fingerprint(self) -> str:
         """sha256 of the request's canonical JSON: tells a retry from a different request."""
-        canonical = json.dumps(self.__dict__, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return request_fingerprint(self.__dict__)
 
 
 @dataclass(frozen=True)
@@ -325,10 +330,7 @@ def finish_export(
         retention_seconds=retention_seconds,
     )
     outbox.complete_message(conn, message)
-    job = Job.from_row(row)
-    if job.notify_email:
-        outbox.add_message(conn, EXPORT_NOTIFY, job.id, max_attempts=NOTIFY_MAX_ATTEMPTS)
-    return job
+    return _notify(conn, Job.from_row(row))
 
 
 def retry_export(conn: Connection, message: Message, error: str, delay_seconds: float) -> None:
@@ -346,9 +348,13 @@ def fail_export(conn: Connection, message: Message, error: str) -> Job | None:
     row = fetch_one(conn, "fail_export", id=message.job_id, error=error)
     if row is None:
         return None
-    job = Job.from_row(row)
-    if job.notify_email:
-        outbox.add_message(conn, EXPORT_NOTIFY, job.id, max_attempts=NOTIFY_MAX_ATTEMPTS)
+    return _notify(conn, Job.from_row(row))
+
+
+def _notify(conn: Connection, job: Job) -> Job:
+    """The job just ended: queue the notifications its owner asked for (the email)."""
+    if email.queue_email(conn, job.id):
+        return dataclasses.replace(job, email_status="pending")
     return job
 
 
@@ -361,18 +367,6 @@ def find_job(conn: Connection, job_id: uuid.UUID) -> Job | None:
     """A job by id whatever its tenant (the poller, and signed links that name it)."""
     row = fetch_one(conn, "get_job_by_id", id=job_id)
     return Job.from_row(row) if row else None
-
-
-def record_email_sent(conn: Connection, message: Message, email_message_id: str) -> None:
-    """In one transaction: the notify message done and the job's email recorded as sent."""
-    outbox.complete_message(conn, message)
-    fetch_one(conn, "record_email_sent", id=message.job_id, message_id=email_message_id)
-
-
-def record_email_failed(conn: Connection, message: Message, error: str) -> None:
-    """The email could not be sent and will not be retried."""
-    outbox.bury_message(conn, message, error)
-    fetch_one(conn, "record_email_failed", id=message.job_id)
 
 
 # --- retention ------------------------------------------------------------------------------

@@ -17,14 +17,10 @@ from typing import Any
 
 from psycopg import Connection
 
+from app.notifications import email
+from app.notifications.email import FEEDBACK_STATUSES
 from app.platform.db import fetch_one
-from app.queue import outbox
-from app.queue.outbox import Message
 
-# SES event type -> the job's email_status.
-EVENT_STATUSES = {"Delivery": "delivered", "Bounce": "bounced", "Complaint": "complained"}
-# Statuses after which the notify handler must not send (again).
-EMAIL_SETTLED = frozenset({"sent", "delivered", "bounced", "complained", "suppressed"})
 MAX_DETAIL = 200
 
 
@@ -68,7 +64,7 @@ def parse_ses_event(message: str) -> DeliveryEvent | None:
     # Configuration-set event publishing says eventType; identity notifications say
     # notificationType. The payloads are otherwise the same.
     event_type = document.get("eventType") or document.get("notificationType")
-    if event_type not in EVENT_STATUSES:
+    if event_type not in FEEDBACK_STATUSES:
         return None
     mail = document.get("mail")
     message_id = mail.get("messageId") if isinstance(mail, dict) else None
@@ -91,7 +87,7 @@ def parse_ses_event(message: str) -> DeliveryEvent | None:
         detail = "delivery"
         suppress = False
     return DeliveryEvent(
-        status=EVENT_STATUSES[event_type],
+        status=FEEDBACK_STATUSES[event_type],
         message_id=message_id,
         recipients=recipients,
         suppress=suppress,
@@ -110,9 +106,7 @@ def record_delivery_event(conn: Connection, event: DeliveryEvent) -> FeedbackOut
         # Not an email of ours (or its job was deleted): nothing to record, and we do not
         # suppress addresses we never wrote to.
         return FeedbackOutcome(job_id=None, status_changed=False, suppressed=0)
-    changed = fetch_one(
-        conn, "record_email_feedback", id=job["id"], status=event.status, detail=event.detail
-    )
+    changed = email.record_feedback(conn, job["id"], event.status, event.detail)
     suppressed = 0
     if event.suppress:
         reason = "complaint" if event.status == "complained" else "bounce"
@@ -120,7 +114,7 @@ def record_delivery_event(conn: Connection, event: DeliveryEvent) -> FeedbackOut
             suppress(conn, address, reason=reason, detail=event.detail, message_id=event.message_id)
             suppressed += 1
     return FeedbackOutcome(
-        job_id=job["id"], status_changed=changed is not None, suppressed=suppressed
+        job_id=job["id"], status_changed=changed, suppressed=suppressed
     )
 
 
@@ -139,14 +133,6 @@ def suppress(conn: Connection, address: str, *, reason: str, detail: str, messag
 def is_suppressed(conn: Connection, address: str) -> bool:
     """True when `address` hard-bounced or complained before."""
     return fetch_one(conn, "find_suppression", address=normalise_address(address)) is not None
-
-
-def record_email_suppressed(conn: Connection, message: Message) -> None:
-    """In one transaction: the notify message done and the job's email marked suppressed."""
-    outbox.complete_message(conn, message)
-    fetch_one(
-        conn, "record_email_suppressed", id=message.job_id, detail="address on the suppression list"
-    )
 
 
 def normalise_address(address: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -60,6 +62,13 @@ _INSERT_OR_FIND_TRIES = 5
 
 class RowKeptVanishing(Exception):
     """insert_or_find lost its race with concurrent deletes every time (retry later)."""
+
+
+def request_fingerprint(fields: Mapping[str, Any]) -> str:
+    """sha256 of a request's canonical JSON, stored beside an Idempotency-Key: tells a
+    retry of the same request from another request that reuses the key."""
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def insert_or_find(

@@ -7,8 +7,6 @@ Slot arithmetic is app/schedules/timing.py; every function that needs the time t
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import logging
 import uuid
 from dataclasses import dataclass, fields
@@ -19,7 +17,7 @@ from psycopg.types.json import Jsonb
 
 from app.exports import jobs
 from app.exports.jobs import ExportRequest
-from app.platform.db import fetch_all, fetch_one, insert_or_find
+from app.platform.db import fetch_all, fetch_one, insert_or_find, request_fingerprint
 from app.schedules.timing import UPCOMING_RUNS, Timing, timing_of
 
 log = logging.getLogger(__name__)
@@ -354,9 +352,6 @@ def database_now(conn: Connection) -> dt.datetime:
 
 
 def _fingerprint(export: ExportRequest, timing: Timing, enabled: bool) -> str:
-    canonical = json.dumps(
-        {**export.__dict__, "cron": timing.cron, "timezone": timing.timezone, "enabled": enabled},
-        sort_keys=True,
-        separators=(",", ":"),
+    return request_fingerprint(
+        {**export.__dict__, "cron": timing.cron, "timezone": timing.timezone, "enabled": enabled}
     )
-    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -8,7 +8,7 @@ import logging
 from psycopg import Connection
 
 from app.exports import jobs
-from app.notifications import ses_feedback
+from app.notifications import email, ses_feedback
 from app.platform.logs import bind_context
 from app.platform.services import Services
 from app.queue import outbox
@@ -40,23 +40,23 @@ class ExportNotify:
             if job.notify_email and ses_feedback.is_suppressed(conn, job.notify_email):
                 # It hard-bounced or complained before: sending again hurts our sender
                 # reputation and will not reach them. A final outcome, not a failure.
-                ses_feedback.record_email_suppressed(conn, message)
+                email.record_suppressed(conn, message)
                 log.info("email not sent: address suppressed", extra={"job_id": str(job.id)})
                 return Settled.BY_HANDLER
         bind_context(tenant=job.tenant)  # for every later log line of this message
         settings = self.services.settings
         fields = dataclasses.asdict(job)
         if job.state == "succeeded":
-            email = compose_ready_email(
+            composed = compose_ready_email(
                 fields, link=self.services.links.link_for(job.id), mail_from=settings.mail_from
             )
         else:
-            email = compose_failed_email(fields, mail_from=settings.mail_from)
+            composed = compose_failed_email(fields, mail_from=settings.mail_from)
         lease.check()
         # At-least-once: a crash between send() and the commit below sends the email again.
-        email_id = self.mailer.send(email)
+        email_id = self.mailer.send(composed)
         with pool.connection() as conn:
-            jobs.record_email_sent(conn, message, email_id)
+            email.record_sent(conn, message, email_id)
         log.info("email sent", extra={"job_id": str(job.id), "email_message_id": email_id})
         return Settled.BY_HANDLER
 
@@ -66,7 +66,7 @@ class ExportNotify:
 
     def give_up(self, conn: Connection, message: Message, error: str) -> None:
         """The email will not be sent; the job records that."""
-        jobs.record_email_failed(conn, message, error)
+        email.record_failed(conn, message, error)
 
     def handed_back(self, conn: Connection, message: Message) -> None:
         """Nothing to undo: the email's state says pending until it is sent."""
@@ -76,6 +76,6 @@ def _owed_an_email(job: jobs.Job) -> bool:
     """A finished job whose owner asked to be told and has not been yet."""
     return (
         bool(job.notify_email)
-        and job.email_status not in ses_feedback.EMAIL_SETTLED
+        and job.email_status not in email.SETTLED
         and job.state in ("succeeded", "failed")
     )

@@ -97,8 +97,7 @@ SET state = 'succeeded', finished_at = now(),
     result_key = %(key)s, result_rows = %(rows)s, result_bytes = %(bytes)s,
     result_sha256 = %(sha256)s, result_content_type = %(content_type)s,
     expires_at = now() + make_interval(secs => %(retention_seconds)s),
-    last_error = NULL,
-    email_status = CASE WHEN notify_email IS NULL THEN NULL ELSE 'pending' END
+    last_error = NULL
 WHERE id = %(id)s AND attempts = %(attempt)s AND state = 'running'
 RETURNING *;
 
@@ -113,8 +112,7 @@ RETURNING id;
 -- name: fail_export
 -- Given up. Fenced like requeue_export; a job cancelled meanwhile stays cancelled.
 UPDATE exports.jobs
-SET state = 'failed', finished_at = now(), last_error = %(error)s,
-    email_status = CASE WHEN notify_email IS NULL THEN NULL ELSE 'pending' END
+SET state = 'failed', finished_at = now(), last_error = %(error)s
 WHERE id = %(id)s AND state IN ('queued', 'running')
 RETURNING *;
 
@@ -125,15 +123,6 @@ UPDATE exports.jobs
 SET state = 'queued'
 WHERE id = %(id)s AND attempts = %(attempt)s AND state = 'running'
 RETURNING id;
-
--- name: record_email_sent
-UPDATE exports.jobs
-SET notified_at = now(), email_message_id = %(message_id)s, email_status = 'sent'
-WHERE id = %(id)s
-RETURNING id;
-
--- name: record_email_failed
-UPDATE exports.jobs SET email_status = 'failed' WHERE id = %(id)s RETURNING id;
 
 -- name: expiring_jobs
 -- Maintenance: succeeded jobs whose retention is over, oldest first, after a keyset

@@ -8,6 +8,7 @@ import psycopg
 
 from app.exports import jobs
 from app.exports.topics import EXPORT_NOTIFY, EXPORT_RUN
+from app.notifications import email
 from app.queue import outbox
 from app.queue.outbox import Message
 
@@ -66,7 +67,7 @@ def job_with_dead_email(db: psycopg.Connection) -> jobs.Job:
     """A failed job whose failure email could not be sent either (email_status 'failed')."""
     job = failed_job(db)
     notify = claim(db, job.id, EXPORT_NOTIFY)
-    jobs.record_email_failed(db, notify, "mailbox unavailable")
+    email.record_failed(db, notify, "mailbox unavailable")
     found = jobs.find_job(db, job.id)
     assert found is not None and found.email_status == "failed"
     return found
