@@ -131,7 +131,10 @@ def main(grace: float, check: bool) -> None:
     if settings.metrics_port:
         try:
             HealthServer(
-                poller, port=settings.metrics_port, stall_seconds=settings.stall_seconds
+                poller,
+                port=settings.metrics_port,
+                stall_seconds=settings.stall_seconds,
+                host=settings.metrics_bind,
             ).start()
         except OSError as exc:  # metrics are worth a log line, not a poller that won't run
             log.error("metrics not served on port %s: %s", settings.metrics_port, exc)
@@ -175,7 +178,7 @@ def health_check() -> int:
     if not settings.metrics_port:
         click.echo("EXPORTS_METRICS_PORT is 0: the poller serves no /healthz", err=True)
         return 1
-    problem = check(settings.metrics_port)
+    problem = check(settings.metrics_port, host=settings.metrics_bind)
     if problem:
         click.echo(problem, err=True)
         return 1

@@ -6,13 +6,25 @@ import logging
 import time
 
 from flask import Blueprint, Flask, Response, g, has_request_context, request
+from prometheus_client import Counter, Histogram
 
 from app.platform import monitoring
 from app.platform.logs import add_context_source, bind_context, request_id_from, unbind_context
-from app.platform.metrics import HTTP_REQUESTS, HTTP_SECONDS, exposition
+from app.platform.metrics import exposition
 from app.platform.services import current_services
 
 log = logging.getLogger("exports.api")
+
+# The API's own series (only the API process defines them). Labels from closed sets only:
+# see instrument().
+HTTP_REQUESTS = Counter(
+    "exports_http_requests", "API requests answered.", ["method", "endpoint", "status"]
+)
+HTTP_SECONDS = Histogram(
+    "exports_http_request_duration_seconds",
+    "API request latency.",
+    ["method", "endpoint", "status"],
+)
 bp = Blueprint("observability", __name__)
 
 REQUEST_ID_HEADER = "X-Request-Id"

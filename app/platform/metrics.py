@@ -1,10 +1,11 @@
-"""Prometheus metrics: the queue as the database sees it, HTTP requests, poller work.
+"""Prometheus metrics both processes serve: the queue as the database sees it.
 
 Queue gauges are read from the outbox at scrape time (one query over the partial indexes,
 cached QUEUE_CACHE_SECONDS per process), so every API worker and poller reports the same
-truth: aggregate them with max, not sum. Process-local
-counters (requests, messages handled) use prometheus-client's multiprocess mode under
-gunicorn (PROMETHEUS_MULTIPROC_DIR, set by exports-api).
+truth: aggregate them with max, not sum. Each process defines its own series where they
+are counted (app/http/observability.py for requests, poller/metrics.py for the poller's
+work), so neither serves the other's at 0. Under gunicorn, counters use prometheus-client's
+multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set by exports-api).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 import weakref
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
@@ -26,59 +27,6 @@ from psycopg_pool import ConnectionPool
 from app.platform.db import fetch_all
 
 log = logging.getLogger(__name__)
-
-HTTP_REQUESTS = Counter(
-    "exports_http_requests", "API requests answered.", ["method", "endpoint", "status"]
-)
-HTTP_SECONDS = Histogram(
-    "exports_http_request_duration_seconds",
-    "API request latency.",
-    ["method", "endpoint", "status"],
-)
-MESSAGES_CLAIMED = Counter(
-    "exports_messages_claimed", "Outbox messages a poller claimed (leased).", ["topic"]
-)
-MESSAGES = Counter(
-    "exports_messages",
-    "Outbox messages a poller finished handling, by outcome "
-    "(poller.core.handler.Outcome: done, retry, dead, dropped: not ours any more).",
-    ["topic", "outcome"],
-)
-MESSAGE_SECONDS = Histogram(
-    "exports_message_duration_seconds",
-    "Time a poller spent on one message.",
-    ["topic"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800),
-)
-EXPORTED_ROWS = Counter("exports_exported_rows", "Rows written to finished export files.")
-EXPORTED_BYTES = Counter("exports_exported_bytes", "Bytes stored for finished export files.")
-IN_FLIGHT = Gauge(
-    "exports_poller_in_flight", "Messages a poller is working on.", multiprocess_mode="livesum"
-)
-LEASES_LOST = Counter("exports_leases_lost", "Leases a poller found taken from it.")
-HANDED_BACK = Counter("exports_handed_back", "Messages handed back at shutdown.")
-MAINTENANCE_RUNS = Counter(
-    "exports_maintenance_runs",
-    "Poller maintenance runs, by outcome (done; skipped: another poller held the lock; failed).",
-    ["outcome"],
-)
-OUTBOX_PRUNED = Counter("exports_outbox_pruned", "Finished outbox rows deleted by maintenance.")
-JOBS_EXPIRED = Counter(
-    "exports_jobs_expired", "Jobs expired by maintenance (file deleted, links answer 410)."
-)
-EXPIRY_FAILURES = Counter(
-    "exports_expiry_failures", "Expired jobs whose file could not be deleted (retried next run)."
-)
-SCHEDULE_SLOTS_SKIPPED = Counter(
-    "exports_schedule_slots_skipped",
-    "Schedule slots that queued no job, by reason (owner_quota: the owner was at "
-    "EXPORTS_MAX_ACTIVE_PER_OWNER).",
-    ["reason"],
-)
-STALE_WORKERS_REMOVED = Counter(
-    "exports_stale_workers_removed", "exports.workers rows removed after their heartbeats stopped."
-)
-
 
 # Scrapes (every API worker, every poller, several Prometheus servers) within this many
 # seconds share one queue_metrics query.

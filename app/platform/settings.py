@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -56,6 +57,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "sentry_release": "SENTRY_RELEASE",
     "sentry_environment": "SENTRY_ENVIRONMENT",
     "metrics_port": "EXPORTS_METRICS_PORT",
+    "metrics_bind": "EXPORTS_METRICS_BIND",
     "stall_seconds": "EXPORTS_POLLER_STALL_SECONDS",
     "maintenance_interval": "EXPORTS_MAINTENANCE_INTERVAL",
     "outbox_retention_seconds": "EXPORTS_OUTBOX_RETENTION_SECONDS",
@@ -120,8 +122,10 @@ class Settings:
     # Sentry release and environment (default: the package version, EXPORTS_ENV).
     sentry_release: str | None = None
     sentry_environment: str | None = None
-    # The poller serves /metrics here (0: not at all).
+    # The poller serves /metrics and /healthz here (0: not at all), on this address (0.0.0.0:
+    # every interface, for the container's health check and Prometheus; 127.0.0.1: local).
     metrics_port: int = 9108
+    metrics_bind: str = "0.0.0.0"  # nosec B104: scraped from outside the container
     # The poller's /healthz answers 503 once its claim loop has not come round for this long
     # (it comes round every poll interval, and at least every ~32 s while the database is away).
     stall_seconds: float = 60.0
@@ -230,6 +234,7 @@ class Settings:
                 "EXPORTS_API_KEY_CACHE_SECONDS", cls.api_key_cache_seconds, 0, 60
             ),
             metrics_port=reader.integer("EXPORTS_METRICS_PORT", cls.metrics_port, 0, 65535),
+            metrics_bind=reader.ip_address("EXPORTS_METRICS_BIND", cls.metrics_bind),
             stall_seconds=reader.number(
                 "EXPORTS_POLLER_STALL_SECONDS", cls.stall_seconds, 0.5, 3600
             ),
@@ -344,6 +349,14 @@ class _Reader:
             re.compile(value)
         except re.error as exc:
             self.errors.append(f"{name}={value!r} is not a regular expression: {exc}")
+        return value
+
+    def ip_address(self, name: str, default: str) -> str:
+        value = self.text(name, default)
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            self.errors.append(f"{name}={value!r} is not an IP address (like 0.0.0.0 or ::1)")
         return value
 
     def existing_file(self, name: str) -> str | None:

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import psycopg_pool
 
-from app.platform import metrics
 from app.queue import outbox
+from poller import metrics
 from poller.core.failures import count
 from poller.core.handler import Outcome
 from poller.core.lease import Lease

@@ -21,12 +21,12 @@ from collections.abc import Iterable, Mapping, Sequence
 import psycopg
 import psycopg_pool
 
-from app.platform import metrics
 from app.platform.db import SESSION_OPTIONS
 from app.platform.lifecycle import Service, reconnect_pause
 from app.platform.logs import log_context
 from app.queue import outbox
 from app.queue.outbox import Message
+from poller import metrics
 from poller.core.backoff import Backoff
 from poller.core.completion import Completions
 from poller.core.failures import FailurePolicy, count

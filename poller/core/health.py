@@ -49,8 +49,7 @@ class HealthServer:
         *,
         port: int,
         stall_seconds: float,
-        # Scraped and health-checked from outside the container (ECS, Prometheus).
-        host: str = "0.0.0.0",  # nosec B104
+        host: str = "127.0.0.1",  # EXPORTS_METRICS_BIND: 0.0.0.0 in the container
     ) -> None:
         self.poller = poller
         self.stall_seconds = stall_seconds
@@ -80,22 +79,30 @@ class HealthServer:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                self._answer(with_body=True)
+
+            def do_HEAD(self) -> None:
+                # Load balancers and uptime checkers probe with HEAD (was a 501).
+                self._answer(with_body=False)
+
+            def _answer(self, *, with_body: bool) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
-                    self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+                    self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST, with_body)
                 elif path == "/healthz":
                     status, body = health(server.poller, server.stall_seconds)
-                    self._send(status, json.dumps(body).encode(), "application/json")
+                    self._send(status, json.dumps(body).encode(), "application/json", with_body)
                 else:
-                    self._send(404, b'{"status": "not found"}', "application/json")
+                    self._send(404, b'{"status": "not found"}', "application/json", with_body)
 
-            def _send(self, status: int, body: bytes, content_type: str) -> None:
+            def _send(self, status: int, body: bytes, content_type: str, with_body: bool) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")
                 self.end_headers()
-                self.wfile.write(body)
+                if with_body:
+                    self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass  # scrapes and health checks every few seconds are not worth a log line
@@ -104,7 +111,10 @@ class HealthServer:
 
 
 def check(port: int, *, host: str = "127.0.0.1", timeout: float = CHECK_TIMEOUT_SECONDS) -> str:
-    """Ask a poller's /healthz; '' when it answered 200 in time, else what went wrong."""
+    """Ask a poller's /healthz; '' when it answered 200 in time, else what went wrong.
+
+    `host` is where the poller binds; an any-address bind is asked on loopback."""
+    host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # nosec B104
     try:
         # A fixed http:// URL to our own process, never user input.
         url = f"http://{host}:{port}/healthz"

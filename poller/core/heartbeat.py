@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import psycopg_pool
 
-from app.platform import metrics
 from app.platform.lifecycle import DATABASE_TROUBLE, PeriodicService
 from app.queue import outbox
+from poller import metrics
 from poller.core.lease import Lease, StopReason
 
 log = logging.getLogger("poller.core")

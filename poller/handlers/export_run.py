@@ -12,7 +12,6 @@ from psycopg_pool import ConnectionPool
 
 from app.exports import jobs
 from app.exports.catalog import FORMATS, ExportKind
-from app.platform import metrics
 from app.platform.db import LeaseLost
 from app.platform.errors import PermanentError
 from app.platform.logs import bind_context
@@ -20,6 +19,7 @@ from app.platform.services import Services
 from app.queue import outbox
 from app.queue.outbox import Message
 from app.storage import job_prefix
+from poller import metrics
 from poller.core.handler import Settled
 from poller.core.lease import Lease, StopReason, WorkStopped
 from poller.handlers.export_file import ExportFile

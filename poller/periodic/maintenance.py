@@ -20,12 +20,12 @@ from dataclasses import asdict, dataclass
 import psycopg_pool
 
 from app.exports import jobs
-from app.platform import metrics
 from app.platform.lifecycle import PeriodicService
 from app.platform.settings import Settings
 from app.queue import workers
 from app.queue.outbox import prune_outbox
 from app.storage import Storage
+from poller import metrics
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import logging
 
 import psycopg_pool
 
-from app.platform import metrics
 from app.platform.lifecycle import ListeningService
 from app.schedules import store
+from poller import metrics
 
 log = logging.getLogger(__name__)
 

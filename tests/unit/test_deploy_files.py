@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from prometheus_client.metrics import MetricWrapperBase
 
+from app.http import observability
 from app.platform import metrics
 from app.platform.settings import PROJECT_ROOT
+from poller import metrics as poller_metrics
 from poller.core.dispatch import HAND_BACK_SECONDS
 
 DEPLOY = PROJECT_ROOT / "deploy"
@@ -122,10 +124,10 @@ def test_lifecycle_aborts_uploads_and_expires_after_the_retention() -> None:
 
 
 def registered_metric_names() -> set[str]:
-    """Every sample name app/platform/metrics.py can expose (counters' _total, histograms'
-    _bucket...)."""
+    """Every sample name the API and the poller can expose (counters' _total, histograms'
+    _bucket...): their own series and the queue gauges both serve."""
     names: set[str] = set()
-    for obj in vars(metrics).values():
+    for obj in [*vars(poller_metrics).values(), *vars(observability).values()]:
         if isinstance(obj, MetricWrapperBase):
             for family in obj.describe():
                 base = family.name

@@ -109,6 +109,44 @@ def test_metrics_are_prometheus_text(
     assert get(server.port, "/nothing")[0] == 404
 
 
+def test_head_is_answered_like_get_without_a_body(
+    start_poller: Callable[..., Poller], serve_health: Callable[[Poller], HealthServer]
+) -> None:
+    # Issue 13: HEAD /metrics was a 501.
+    server = serve_health(start_poller())
+
+    for path, status in (("/metrics", 200), ("/healthz", 200), ("/nothing", 404)):
+        request = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}", method="HEAD")
+        try:
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                code, body = answer.status, answer.read()
+        except urllib.error.HTTPError as exc:
+            code, body = exc.code, exc.read()
+        assert (code, body) == (status, b""), path
+
+
+def test_the_metrics_server_binds_where_it_is_told(settings: Settings, tmp_path: Path) -> None:
+    port = str(free_port())
+    env = {**settings_env(settings), "EXPORTS_METRICS_PORT": port}
+    poller = start_poller_process(
+        settings,
+        tmp_path / "poller.log",
+        EXPORTS_METRICS_PORT=port,
+        EXPORTS_METRICS_BIND="127.0.0.2",
+    )
+    try:
+        wait_until(
+            lambda: check({**env, "EXPORTS_METRICS_BIND": "127.0.0.2"}) == 0,
+            what="/healthz on 127.0.0.2",
+            interval=0.2,
+        )
+        with pytest.raises(urllib.error.URLError):  # nothing on the loopback address
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+    finally:
+        poller.send_signal(signal.SIGTERM)
+        assert poller.wait(timeout=30) == 0
+
+
 def check(env: dict[str, str]) -> int:
     """`exports-poller --check` as a container health check runs it: its exit code."""
     return subprocess.run(

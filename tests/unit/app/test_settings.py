@@ -78,6 +78,7 @@ EVERY_VARIABLE: list[tuple[str, str, str, Any]] = [
     ("EXPORTS_API_DB_WAIT_SECONDS", "1.5", "api_db_wait_seconds", 1.5),
     ("EXPORTS_API_KEY_CACHE_SECONDS", "0", "api_key_cache_seconds", 0.0),
     ("EXPORTS_METRICS_PORT", "9200", "metrics_port", 9200),
+    ("EXPORTS_METRICS_BIND", "127.0.0.1", "metrics_bind", "127.0.0.1"),
     ("EXPORTS_MAX_ACTIVE_PER_OWNER", "0", "max_active_per_owner", 0),
     ("EXPORTS_MAX_SCHEDULES_PER_OWNER", "3", "max_schedules_per_owner", 3),
     ("EXPORTS_DEDUPE_SECONDS", "2.5", "dedupe_seconds", 2.5),
@@ -195,6 +196,7 @@ def test_all_bad_variables_are_reported_in_one_error() -> None:
         ("EXPORTS_LOG_LEVEL", "verbose"),
         ("EXPORTS_LOG_FORMAT", "xml"),
         ("EXPORTS_MAX_ACTIVE_PER_OWNER", "-1"),
+        ("EXPORTS_METRICS_BIND", "everywhere"),
         ("EXPORTS_DEDUPE_SECONDS", "3601"),
         ("EXPORTS_POLLER_STALL_SECONDS", "0"),
         ("EXPORTS_POLLER_STALL_SECONDS", "2"),  # under 3 x the 1 s default poll interval
@@ -285,6 +287,7 @@ def test_to_env_round_trips_every_setting(tmp_path: Path) -> None:
         sentry_release="exports@abc123",
         sentry_environment="staging",
         metrics_port=9200,
+        metrics_bind="::1",
         max_active_per_owner=2,
         max_schedules_per_owner=7,
         dedupe_seconds=0.0,

@@ -88,3 +88,24 @@ def test_chunked_bodies_over_the_limit_are_refused(
 
     within = post_chunked(api_server, "/v1/exports", chunked(document, 1000), **auth)
     assert within["status"] == 202, within
+
+
+def test_the_api_serves_its_own_series_and_the_queue_not_the_pollers(
+    api_server: ApiServer,
+) -> None:
+    # Issue 13: the API's /metrics served every poller series at 0 (one module defined all).
+    requests.get(f"{api_server.url}/healthz", timeout=5)
+    text = requests.get(f"{api_server.url}/metrics", timeout=10).text
+    families = {family.name for family in text_string_to_metric_families(text)}
+
+    assert {"exports_http_requests", "exports_http_request_duration_seconds"} <= families
+    assert {"exports_outbox_messages", "exports_outbox_oldest_ready_seconds"} <= families
+    poller_only = {
+        "exports_messages",
+        "exports_messages_claimed",
+        "exports_poller_in_flight",
+        "exports_leases_lost",
+        "exports_maintenance_runs",
+        "exports_schedule_slots_skipped",
+    }
+    assert families.isdisjoint(poller_only), families & poller_only

@@ -1,0 +1,51 @@
+"""The poller's own Prometheus series: claims, outcomes, leases, exports, maintenance and
+the scheduler. Only the poller process defines them (the API serves its own); the queue
+gauges both serve are app/platform/metrics.py's."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES_CLAIMED = Counter(
+    "exports_messages_claimed", "Outbox messages a poller claimed (leased).", ["topic"]
+)
+MESSAGES = Counter(
+    "exports_messages",
+    "Outbox messages a poller finished handling, by outcome "
+    "(poller.core.handler.Outcome: done, retry, dead, dropped: not ours any more).",
+    ["topic", "outcome"],
+)
+MESSAGE_SECONDS = Histogram(
+    "exports_message_duration_seconds",
+    "Time a poller spent on one message.",
+    ["topic"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 1800),
+)
+EXPORTED_ROWS = Counter("exports_exported_rows", "Rows written to finished export files.")
+EXPORTED_BYTES = Counter("exports_exported_bytes", "Bytes stored for finished export files.")
+IN_FLIGHT = Gauge(
+    "exports_poller_in_flight", "Messages a poller is working on.", multiprocess_mode="livesum"
+)
+LEASES_LOST = Counter("exports_leases_lost", "Leases a poller found taken from it.")
+HANDED_BACK = Counter("exports_handed_back", "Messages handed back at shutdown.")
+MAINTENANCE_RUNS = Counter(
+    "exports_maintenance_runs",
+    "Poller maintenance runs, by outcome (done; skipped: another poller held the lock; failed).",
+    ["outcome"],
+)
+OUTBOX_PRUNED = Counter("exports_outbox_pruned", "Finished outbox rows deleted by maintenance.")
+JOBS_EXPIRED = Counter(
+    "exports_jobs_expired", "Jobs expired by maintenance (file deleted, links answer 410)."
+)
+EXPIRY_FAILURES = Counter(
+    "exports_expiry_failures", "Expired jobs whose file could not be deleted (retried next run)."
+)
+SCHEDULE_SLOTS_SKIPPED = Counter(
+    "exports_schedule_slots_skipped",
+    "Schedule slots that queued no job, by reason (owner_quota: the owner was at "
+    "EXPORTS_MAX_ACTIVE_PER_OWNER).",
+    ["reason"],
+)
+STALE_WORKERS_REMOVED = Counter(
+    "exports_stale_workers_removed", "exports.workers rows removed after their heartbeats stopped."
+)
