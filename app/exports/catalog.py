@@ -48,7 +48,7 @@ class CatalogError(ValueError):
 
 
 class ParamsInvalid(ValueError):
-    """Request params do not fit the kind; `errors` maps a field path to what is wrong."""
+    """Request params do not fit the kind; `errors` maps a parameter name to what is wrong."""
 
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
@@ -86,7 +86,7 @@ class ExportKind:
         declared = {p.name: p for p in self.params}
         for name in given:
             if name not in declared:
-                errors[f"params.{name}"] = f"unknown parameter for kind {self.name!r}"
+                errors[name] = f"unknown parameter for kind {self.name!r}"
         complete: dict[str, Any] = {}
         for param in self.params:
             value = given.get(param.name)
@@ -94,13 +94,13 @@ class ExportKind:
                 value = param.default
             if value is None:
                 if param.required:
-                    errors[f"params.{param.name}"] = "is required"
+                    errors[param.name] = "is required"
                 complete[param.name] = None
                 continue
             try:
                 param.convert(value)
             except (TypeError, ValueError) as exc:
-                errors[f"params.{param.name}"] = str(exc)
+                errors[param.name] = str(exc)
             complete[param.name] = value
         if errors:
             raise ParamsInvalid(errors)

@@ -7,9 +7,9 @@ import uuid
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from app.exports import jobs
-from app.http import parsing
-from app.http.problems import Problem, not_found
-from app.http.render import job_json, kinds_json
+from app.http import parsing, schemas
+from app.http.problems import Problem, idempotency_conflict, not_found
+from app.http.render import created_response, job_json, kinds_json, page
 from app.http.tenancy import current_storing_tenant, current_tenant
 from app.platform.services import Services, current_services
 
@@ -46,20 +46,13 @@ def create_export() -> Response:
             limit=exc.limit,
         ) from None
     except jobs.IdempotencyConflict as exc:
-        raise Problem(
-            409,
-            "idempotency-conflict",
-            "Idempotency key reused",
-            "This Idempotency-Key was already used with a different request body "
-            f"(job {exc.job.id}); use a new key for a new export.",
-            job_id=str(exc.job.id),
-        ) from None
-    response = jsonify(job_json(job, services.links))
-    response.status_code = 202
-    response.headers["Location"] = url_for("exports.get_export", job_id=job.id)
-    if not created:
-        response.headers["Idempotent-Replayed"] = "true"
-    return response
+        raise idempotency_conflict("job", exc.job.id) from None
+    return created_response(
+        job_json(job, services.links),
+        status=202,
+        location=url_for("exports.get_export", job_id=job.id),
+        created=created,
+    )
 
 
 @bp.get("/exports/<uuid:job_id>")
@@ -75,17 +68,17 @@ def get_export(job_id: uuid.UUID) -> Response:
 def list_exports() -> Response:
     """Jobs newest first, filtered by owner and state, one keyset page at a time."""
     services = current_services()
-    args = parsing.list_arguments(request.args)
-    limit = args.pop("limit")
+    args = parsing.list_arguments(schemas.LIST_EXPORTS_QUERY, request.args)
     with services.pool.connection() as conn:
-        page = jobs.list_jobs(conn, current_tenant(), limit=limit + 1, **args)
-    next_cursor = None
-    if len(page) > limit:
-        page = page[:limit]
-        next_cursor = parsing.encode_cursor(page[-1].created_at, page[-1].id)
-    return jsonify(
-        {"items": [job_json(j, services.links) for j in page], "next_cursor": next_cursor}
-    )
+        rows = jobs.list_jobs(
+            conn,
+            current_tenant(),
+            owner_id=args["owner_id"],
+            state=args["state"],
+            limit=args["limit"] + 1,
+            before=args["before"],
+        )
+    return page(rows, args["limit"], lambda job: job_json(job, services.links))
 
 
 @bp.post("/exports/<uuid:job_id>/cancel")

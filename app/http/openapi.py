@@ -92,17 +92,15 @@ def openapi_document(catalog: Catalog) -> dict[str, Any]:
         },
     }
     # Other modules' paths and schemas merge in here, before the security pass below.
-    _merge(document, openapi_schedules.paths(), openapi_schedules.schemas())
+    _merge(document, openapi_schedules.paths())
     _apply_security(document["paths"])
     return document
 
 
-def _merge(document: dict[str, Any], paths: dict[str, Any], named: dict[str, Any]) -> None:
-    """Add another module's paths and component schemas (names must not collide)."""
+def _merge(document: dict[str, Any], paths: dict[str, Any]) -> None:
+    """Add another module's paths (a path must not be documented twice)."""
     assert not set(paths) & set(document["paths"]), "a path is documented twice"
-    assert not set(named) & set(document["components"]["schemas"]), "a schema name is taken"
     document["paths"].update(paths)
-    document["components"]["schemas"].update(named)
 
 
 def _apply_security(paths: dict[str, Any]) -> None:
@@ -185,7 +183,7 @@ def _paths() -> dict[str, Any]:
                     "one. Empty `owner_id`, `state` or `cursor` are the same as absent. Any "
                     "other query parameter is a 422 (schema: ListExportsQuery)."
                 ),
-                "parameters": _query_parameters(schemas.LIST_EXPORTS_QUERY),
+                "parameters": schemas.query_parameters(schemas.LIST_EXPORTS_QUERY),
                 "responses": {
                     "200": {
                         "description": "One page of exports.",
@@ -544,14 +542,6 @@ def _parameters() -> dict[str, Any]:
             "schema": schemas.JOB_ID,
         },
     }
-
-
-def _query_parameters(query: dict[str, Any]) -> list[dict[str, Any]]:
-    """One query parameter per property of a query schema (the schema validates them)."""
-    return [
-        {"name": name, "in": "query", "description": schema["description"], "schema": schema}
-        for name, schema in query["properties"].items()
-    ]
 
 
 def _headers() -> dict[str, Any]:

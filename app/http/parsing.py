@@ -14,7 +14,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from flask import Request, current_app, g
 
-from app.exports.catalog import Catalog, ParamsInvalid
+from app.exports.catalog import Catalog, ExportKind, ParamsInvalid
 from app.exports.jobs import ExportRequest
 from app.http import schemas
 from app.http.problems import Problem, invalid
@@ -25,6 +25,8 @@ from app.http.schemas import (  # the limits live with the schemas that state th
     MAX_OWNER_ID,
     MAX_PAGE,
 )
+from app.schedules.store import ScheduleChanges
+from app.schedules.timing import Timing, cron_problem, timezone_problem, timing_of
 
 __all__ = ["DEFAULT_FORMAT", "DEFAULT_PAGE", "MAX_IDEMPOTENCY_KEY", "MAX_OWNER_ID", "MAX_PAGE"]
 
@@ -123,23 +125,20 @@ def export_request(body: Any, catalog: Catalog) -> ExportRequest:
     if not isinstance(body, dict):
         raise invalid(errors)
 
-    def clean(pointer: str) -> bool:  # nothing under `pointer` was refused yet
-        return not any(p == pointer or p.startswith(pointer + "/") for p in errors)
-
     owner_id = body.get("owner_id")
-    if clean("/owner_id") and (problem := text_problem(owner_id)):
+    if not _under(errors, "/owner_id") and (problem := text_problem(owner_id)):
         errors["/owner_id"] = problem
     params = body.get("params") or {}
-    if kind is not None and clean("/params"):
+    if kind is not None and not _under(errors, "/params"):
         try:
             params = kind.validate_params(params)
         except ParamsInvalid as exc:
-            errors.update({"/" + k.replace(".", "/"): v for k, v in exc.errors.items()})
+            errors.update(_params_errors(exc))
         else:
             if (size := params_size(params)) > MAX_PARAMS_BYTES:
                 errors["/params"] = f"must be at most {MAX_PARAMS_BYTES} bytes as JSON ({size})"
     notify_email = None
-    if body.get("notify") is not None and clean("/notify"):
+    if body.get("notify") is not None and not _under(errors, "/notify"):
         try:
             notify_email = validate_email(
                 body["notify"]["email"], check_deliverability=False
@@ -155,12 +154,6 @@ def export_request(body: Any, catalog: Catalog) -> ExportRequest:
         format=body.get("format", DEFAULT_FORMAT),
         notify_email=notify_email,
     )
-
-
-def owner_id_problem(owner_id: Any) -> str | None:
-    """What is wrong with an owner id (schemas.OWNER_ID, then text_problem), or None."""
-    errors = schemas.validate(schemas.OWNER_ID, owner_id)
-    return next(iter(errors.values()), None) or text_problem(owner_id)
 
 
 def text_problem(text: str) -> str | None:
@@ -189,10 +182,12 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
-def list_arguments(args: Mapping[str, str]) -> dict[str, Any]:
-    """Query arguments of GET /v1/exports (schemas.LIST_EXPORTS_QUERY), cursor decoded."""
-    query = schemas.query_instance(schemas.LIST_EXPORTS_QUERY, args)
-    errors = schemas.validate(schemas.LIST_EXPORTS_QUERY, query)
+def list_arguments(schema: Mapping[str, Any], args: Mapping[str, str]) -> dict[str, Any]:
+    """A list's query arguments, checked against its query schema (LIST_EXPORTS_QUERY,
+    LIST_SCHEDULES_QUERY): empty filters become None, `limit` its default, and the cursor
+    the keyset position `before`; a 422 lists every bad argument."""
+    query = schemas.query_instance(schema, args)
+    errors = schemas.validate(schema, query)
     owner_id = query.get("owner_id") or None
     if owner_id is not None and "/owner_id" not in errors and (problem := text_problem(owner_id)):
         errors["/owner_id"] = problem  # a filter only needs to be storable text
@@ -204,12 +199,80 @@ def list_arguments(args: Mapping[str, str]) -> dict[str, Any]:
             errors["/cursor"] = "is not a cursor this API returned"
     if errors:
         raise invalid(errors)
-    return {
-        "owner_id": owner_id,
-        "state": query.get("state") or None,
-        "limit": query.get("limit", DEFAULT_PAGE),
-        "before": before,
+    filters = {
+        name: query.get(name) or None
+        for name in schema["properties"]
+        if name not in ("limit", "cursor")
     }
+    return {**filters, "limit": query.get("limit", DEFAULT_PAGE), "before": before}
+
+
+def schedule_request(body: Any, catalog: Catalog) -> tuple[ExportRequest, Timing, bool]:
+    """Validate a POST /v1/schedules body: the ScheduleRequest schema, the export fields
+    exactly as POST /v1/exports checks them, then cron and time zone; a 422 lists every
+    bad field at once."""
+    errors = schemas.validate(
+        schemas.ref("ScheduleRequest"), body, components=schemas.component_schemas(catalog)
+    )
+    if not isinstance(body, dict):
+        raise invalid(errors)
+    export = None
+    try:
+        export = export_request(
+            {k: body[k] for k in schemas.SCHEDULE_EXPORT_FIELDS if k in body}, catalog
+        )
+    except Problem as problem:
+        for pointer, detail in problem.errors.items():
+            errors.setdefault(pointer, detail)
+    _timing_errors(body, errors)
+    if errors:
+        raise invalid(errors)
+    assert export is not None
+    return export, timing_of(body["cron"], body["timezone"]), body.get("enabled", True)
+
+
+def schedule_changes(body: Any, kind: ExportKind | None) -> ScheduleChanges:
+    """Validate a PATCH /v1/schedules/{id} body for a schedule of `kind` (None: the kind has
+    left the catalog, so params cannot be changed); a 422 lists every bad field."""
+    errors = schemas.validate(schemas.SCHEDULE_PATCH, body)
+    if not isinstance(body, dict):
+        raise invalid(errors)
+    _timing_errors(body, errors)
+    params = None
+    if "params" in body and not _under(errors, "/params"):
+        if kind is None:
+            errors["/params"] = "cannot be checked: the schedule's kind is no longer in the catalog"
+        else:
+            try:
+                params = kind.validate_params(body["params"] or {})
+            except ParamsInvalid as exc:
+                errors.update(_params_errors(exc))
+    if errors:
+        raise invalid(errors)
+    return ScheduleChanges(
+        cron=body.get("cron"),
+        timezone=body.get("timezone"),
+        params=params,
+        enabled=body.get("enabled"),
+    )
+
+
+def _timing_errors(body: dict[str, Any], errors: dict[str, str]) -> None:
+    """Add what croniter and zoneinfo say about `cron` and `timezone` (both, not the first)."""
+    for field, check in (("cron", cron_problem), ("timezone", timezone_problem)):
+        pointer = "/" + field
+        if field in body and pointer not in errors and (problem := check(body[field])):
+            errors[pointer] = problem
+
+
+def _under(errors: Mapping[str, str], pointer: str) -> bool:
+    """Something at or under `pointer` was refused already."""
+    return any(p == pointer or p.startswith(pointer + "/") for p in errors)
+
+
+def _params_errors(exc: ParamsInvalid) -> dict[str, str]:
+    """The catalog's errors (by parameter name) as JSON Pointers into the body."""
+    return {schemas.pointer_to("params", name): detail for name, detail in exc.errors.items()}
 
 
 # A cursor is base64url of "<created_at ISO 8601 with offset>,<job id>": a fixed shape,

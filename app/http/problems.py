@@ -50,12 +50,9 @@ class Problem(Exception):
             "detail": self.detail,
             **self.extra,
         }
-        if self.errors:
-            # JSON Pointers into the request body ("params.since" -> "/params/since");
-            # keys that are pointers already (schemas.validate's) are kept as they are.
+        if self.errors:  # keyed by JSON Pointer into the body (or the query argument)
             body["errors"] = [
-                {"pointer": _pointer(field), "detail": detail}
-                for field, detail in self.errors.items()
+                {"pointer": pointer, "detail": detail} for pointer, detail in self.errors.items()
             ]
         response = Response(json.dumps(body), status=self.status, mimetype=MEDIA_TYPE)
         response.headers.update(self.headers)
@@ -63,11 +60,8 @@ class Problem(Exception):
 
 
 def invalid(errors: dict[str, str]) -> Problem:
-    """422 for a well-formed request whose fields are wrong (dotted names or JSON Pointers)."""
-    by_pointer: dict[str, str] = {}
-    for field, detail in errors.items():  # "notify.email" and "/notify/email" are one field
-        by_pointer.setdefault(_pointer(field), detail)
-    errors = by_pointer
+    """422 for a well-formed request whose fields are wrong: {JSON Pointer: what is wrong}."""
+    assert all(p == "" or p.startswith("/") for p in errors), "errors are keyed by JSON Pointer"
     count = len(errors)
     return Problem(
         422,
@@ -80,10 +74,16 @@ def invalid(errors: dict[str, str]) -> Problem:
     )
 
 
-def _pointer(field: str) -> str:
-    if not field or field.startswith("/"):
-        return field
-    return "/" + field.replace(".", "/")
+def idempotency_conflict(resource: str, first_id: object) -> Problem:
+    """409: the Idempotency-Key was used before with another body; names the first one."""
+    return Problem(
+        409,
+        "idempotency-conflict",
+        "Idempotency key reused",
+        "This Idempotency-Key was already used with a different request body "
+        f"({resource} {first_id}); use a new key for a new {resource}.",
+        **{f"{resource}_id": str(first_id)},
+    )
 
 
 def not_found(detail: str) -> Problem:

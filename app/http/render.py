@@ -1,13 +1,20 @@
-"""Domain values as the JSON shapes in DESIGN.md (the app backend codes against them)."""
+"""Domain values as the JSON shapes in DESIGN.md (the app backend codes against them), and
+the responses every resource answers the same way: created (201/202), a keyset page."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from flask import Response, jsonify
 
 from app.exports.catalog import Catalog
 from app.exports.jobs import Job
 from app.exports.links import LinkSigner
+from app.http.parsing import encode_cursor
+from app.schedules.store import Schedule
 
 
 def job_json(job: Job, links: LinkSigner) -> dict[str, Any]:
@@ -39,6 +46,62 @@ def job_json(job: Job, links: LinkSigner) -> dict[str, Any]:
         "started_at": timestamp(job.started_at),
         "finished_at": timestamp(job.finished_at),
     }
+
+
+def schedule_json(schedule: Schedule) -> dict[str, Any]:
+    """A schedule as the API shows it, with its next run times."""
+    return {
+        "id": str(schedule.id),
+        "owner_id": schedule.owner_id,
+        "kind": schedule.kind,
+        "params": schedule.params,
+        "format": schedule.format,
+        "notify": {"email": schedule.notify_email} if schedule.notify_email else None,
+        "cron": schedule.cron,
+        "timezone": schedule.timezone,
+        "enabled": schedule.enabled,
+        "next_run_at": timestamp(schedule.next_run_at),
+        "next_runs": [timestamp(t) for t in schedule.upcoming()],
+        "last_run_at": timestamp(schedule.last_run_at),
+        "last_job_id": str(schedule.last_job_id) if schedule.last_job_id else None,
+        "last_skip_reason": schedule.last_skip_reason,
+        "created_at": timestamp(schedule.created_at),
+        "updated_at": timestamp(schedule.updated_at),
+    }
+
+
+class Keyed(Protocol):
+    """What a keyset page is ordered by: newest first, by (created_at, id)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+    @property
+    def created_at(self) -> dt.datetime: ...
+
+
+T = TypeVar("T", bound=Keyed)
+
+
+def page(rows: Sequence[T], limit: int, to_json: Callable[[T], dict[str, Any]]) -> Response:
+    """One keyset page: `rows` were fetched with limit + 1, so a row beyond `limit` means
+    there is a next page, whose cursor is the last shown row's position."""
+    shown = rows[:limit]
+    next_cursor = encode_cursor(shown[-1].created_at, shown[-1].id) if len(rows) > limit else None
+    return jsonify({"items": [to_json(row) for row in shown], "next_cursor": next_cursor})
+
+
+def created_response(
+    body: dict[str, Any], *, status: int, location: str, created: bool
+) -> Response:
+    """201/202 + Location for a new resource; an Idempotency-Key replay says so
+    (Idempotent-Replayed: true) and answers with the status the first request got."""
+    response = jsonify(body)
+    response.status_code = status
+    response.headers["Location"] = location
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
 
 
 def kinds_json(catalog: Catalog) -> dict[str, Any]:

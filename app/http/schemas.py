@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from app.exports.catalog import FORMATS, PARAM_TYPES, Catalog, ExportKind, Param
 from app.exports.jobs import STATES
 from app.http.problems import PROBLEM_BASE
+from app.schedules.timing import MAX_CRON, MAX_TIMEZONE, UPCOMING_RUNS
 
 DEFAULT_FORMAT = "csv.gz"
 MAX_OWNER_ID = 200
@@ -111,6 +112,14 @@ def query_instance(schema: Mapping[str, Any], args: Mapping[str, str]) -> dict[s
         else:
             instance[name] = value
     return instance
+
+
+def query_parameters(query: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """OpenAPI parameters, one per property of a query schema (the schema validates them)."""
+    return [
+        {"name": name, "in": "query", "description": schema["description"], "schema": schema}
+        for name, schema in query["properties"].items()
+    ]
 
 
 def pointer_to(*parts: str | int) -> str:
@@ -330,35 +339,46 @@ NOTIFY: dict[str, Any] = {
         }
     },
 }
+# The paging arguments every list shares (GET /v1/exports, GET /v1/schedules).
+OWNER_FILTER: dict[str, Any] = {
+    "type": "string",
+    "pattern": NO_NUL,
+    "description": "Only this owner's items (empty: every owner).",
+}
+PAGE_LIMIT: dict[str, Any] = {
+    "type": "integer",
+    "minimum": 1,
+    "maximum": MAX_PAGE,
+    "default": DEFAULT_PAGE,
+    "description": "Page size.",
+}
+PAGE_CURSOR: dict[str, Any] = {
+    "type": "string",
+    "description": "Opaque: the `next_cursor` of the previous page (empty: the first "
+    "page). Anything else is a 422, checked after the schema.",
+}
 LIST_EXPORTS_QUERY: dict[str, Any] = {
     "type": "object",
     "title": "query parameter",
     "description": "The query of GET /v1/exports. Any other query parameter is a 422.",
     "additionalProperties": False,
     "properties": {
-        "owner_id": {
-            "type": "string",
-            "pattern": NO_NUL,
-            "description": "Only this owner's exports (empty: every owner).",
-        },
+        "owner_id": OWNER_FILTER,
         "state": {
             "type": "string",
             "enum": [*STATES, ""],
             "description": "Only exports in this state (empty: any state).",
         },
-        "limit": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_PAGE,
-            "default": DEFAULT_PAGE,
-            "description": "Page size.",
-        },
-        "cursor": {
-            "type": "string",
-            "description": "Opaque: the `next_cursor` of the previous page (empty: the first "
-            "page). Anything else is a 422, checked after the schema.",
-        },
+        "limit": PAGE_LIMIT,
+        "cursor": PAGE_CURSOR,
     },
+}
+LIST_SCHEDULES_QUERY: dict[str, Any] = {
+    "type": "object",
+    "title": "query parameter",
+    "description": "The query of GET /v1/schedules. Any other query parameter is a 422.",
+    "additionalProperties": False,
+    "properties": {"owner_id": OWNER_FILTER, "limit": PAGE_LIMIT, "cursor": PAGE_CURSOR},
 }
 IDEMPOTENCY_KEY: dict[str, Any] = {
     "type": "string",
@@ -369,13 +389,142 @@ IDEMPOTENCY_KEY: dict[str, Any] = {
 JOB_ID: dict[str, Any] = {"type": "string", "format": "uuid", "pattern": UUID_PATTERN}
 
 
+# The fields a schedule adds to an export request.
+CRON: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_CRON,
+    "description": "5 fields: minute hour day-of-month month day-of-week (croniter syntax, "
+    "e.g. `0 8 * * mon`, `0 0 1 * *`, `0 8 L * *` for the last day of the month), read in "
+    "`timezone`. A time skipped by a DST change fires once, right after the jump; a "
+    "repeated time fires once (its first occurrence) unless the hour field is `*`. "
+    "Checked after the schema: croniter must accept it, it must match some date, and "
+    "croniter's random `R` is refused.",
+}
+TIMEZONE: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_TIMEZONE,
+    "description": "An IANA time zone name, e.g. `Europe/Berlin`, `America/New_York`, `UTC` "
+    "(checked after the schema: zoneinfo must know it).",
+}
+KIND_PARAMS: dict[str, Any] = {
+    "type": ["object", "null"],
+    "description": "The kind's parameters; absent or null is the same as {}. Checked after "
+    "the schema against the kind's declared parameters (GET /v1/export-kinds, or "
+    "ExportRequest.<kind>), exactly as POST /v1/exports checks them.",
+}
+# Export fields a schedule request carries (the rest are its timing).
+SCHEDULE_EXPORT_FIELDS = ("owner_id", "kind", "params", "format", "notify")
+
+
+def schedule_request(catalog: Catalog) -> dict[str, Any]:
+    """ScheduleRequest: POST /v1/exports's fields plus cron, timezone and enabled."""
+    envelope = export_request_envelope(catalog)["properties"]
+    return {
+        "type": "object",
+        "description": "A recurring export: every slot of `cron` in `timezone` queues the "
+        "export (POST /v1/exports's fields, checked the same way). Unknown fields are a 422.",
+        "required": ["owner_id", "kind", "cron", "timezone"],
+        "additionalProperties": False,
+        "properties": {
+            **{name: envelope[name] for name in SCHEDULE_EXPORT_FIELDS},
+            "params": KIND_PARAMS,
+            "cron": CRON,
+            "timezone": TIMEZONE,
+            "enabled": {"type": "boolean", "default": True, "description": "false: paused."},
+        },
+    }
+
+
+SCHEDULE_PATCH: dict[str, Any] = {
+    "type": "object",
+    "description": "Change a schedule: any of these fields. A new cron or timezone, or "
+    "enabling a paused schedule, recomputes the next run from now (slots that passed while "
+    "paused are not caught up); disabling clears it.",
+    "minProperties": 1,
+    "additionalProperties": False,
+    "properties": {
+        "cron": CRON,
+        "timezone": TIMEZONE,
+        "params": KIND_PARAMS,
+        "enabled": {"type": "boolean"},
+    },
+}
+
+
 # --- responses (render.py's shapes) ---------------------------------------------------------
+
+TIMESTAMP = {"type": "string", "format": "date-time", "description": "UTC, ending in Z."}
+OPTIONAL_TIMESTAMP = {**TIMESTAMP, "type": ["string", "null"]}
+
+
+def page_of(item: str) -> dict[str, Any]:
+    """A keyset page of `item`s (render.page)."""
+    return {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "additionalProperties": False,
+        "properties": {
+            "items": {"type": "array", "items": ref(item)},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "Pass as `cursor` for the next page; null on the last page.",
+            },
+        },
+    }
+
+
+def schedule() -> dict[str, Any]:
+    """render.schedule_json."""
+    properties: dict[str, Any] = {
+        "id": {"type": "string", "format": "uuid"},
+        "owner_id": {"type": "string"},
+        "kind": {"type": "string"},
+        "params": {"type": "object"},
+        "format": {"type": "string", "enum": list(FORMATS)},
+        "notify": {
+            "type": ["object", "null"],
+            "required": ["email"],
+            "additionalProperties": False,
+            "properties": {"email": {"type": "string"}},
+        },
+        "cron": {"type": "string"},
+        "timezone": {"type": "string"},
+        "enabled": {"type": "boolean"},
+        "next_run_at": {**OPTIONAL_TIMESTAMP, "description": "UTC; null while disabled."},
+        "next_runs": {
+            "type": "array",
+            "maxItems": UPCOMING_RUNS,
+            "items": TIMESTAMP,
+            "description": f"The next {UPCOMING_RUNS} run times (UTC); empty while disabled.",
+        },
+        "last_run_at": {**OPTIONAL_TIMESTAMP, "description": "The last slot fired (UTC)."},
+        "last_job_id": {"type": ["string", "null"], "format": "uuid"},
+        "last_skip_reason": {
+            "type": ["string", "null"],
+            "enum": ["owner_quota", None],
+            "description": "Why the last slot queued no job: `owner_quota` when the owner "
+            "already had EXPORTS_MAX_ACTIVE_PER_OWNER exports queued or running. Null when "
+            "it queued `last_job_id`.",
+        },
+        "created_at": TIMESTAMP,
+        "updated_at": TIMESTAMP,
+    }
+    return {
+        "type": "object",
+        "description": "A recurring export. Slots missed while no poller ran fire once, "
+        "for the most recent one. Jobs it queues carry its id as `schedule_id`.",
+        "required": list(properties),
+        "additionalProperties": False,
+        "properties": properties,
+    }
 
 
 def job() -> dict[str, Any]:
     """render.job_json."""
-    timestamp = {"type": "string", "format": "date-time"}
-    optional_timestamp = {"type": ["string", "null"], "format": "date-time"}
+    timestamp = TIMESTAMP
+    optional_timestamp = OPTIONAL_TIMESTAMP
     count = {"type": "integer", "minimum": 0}
     properties: dict[str, Any] = {
         "id": {"type": "string", "format": "uuid"},
@@ -553,18 +702,12 @@ def component_schemas(catalog: Catalog) -> dict[str, Any]:
         "Notify": NOTIFY,
         "ListExportsQuery": LIST_EXPORTS_QUERY,
         "Job": job(),
-        "JobList": {
-            "type": "object",
-            "required": ["items", "next_cursor"],
-            "additionalProperties": False,
-            "properties": {
-                "items": {"type": "array", "items": ref("Job")},
-                "next_cursor": {
-                    "type": ["string", "null"],
-                    "description": "Pass as `cursor` for the next page; null on the last page.",
-                },
-            },
-        },
+        "JobList": page_of("Job"),
+        "ScheduleRequest": schedule_request(catalog),
+        "SchedulePatch": SCHEDULE_PATCH,
+        "ListSchedulesQuery": LIST_SCHEDULES_QUERY,
+        "Schedule": schedule(),
+        "ScheduleList": page_of("Schedule"),
         "Kinds": kinds(),
         "Problem": problem(),
         "ValidationProblem": {

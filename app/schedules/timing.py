@@ -56,10 +56,6 @@ class Timing:
             errors["timezone"] = problem
         if errors:
             raise ScheduleInvalid(errors)
-        try:  # a valid expression may still never match a date (0 0 30 2 *)
-            self.next_after(dt.datetime(2000, 1, 1, tzinfo=UTC))
-        except CroniterBadDateError:
-            raise ScheduleInvalid({"cron": "never matches a date"}) from None
 
     @property
     def zone(self) -> zoneinfo.ZoneInfo:
@@ -143,6 +139,10 @@ def cron_problem(cron: Any) -> str | None:
         croniter(cron)
     except (CroniterBadCronError, ValueError, KeyError) as exc:
         return f"is not a valid cron expression ({exc})"
+    try:  # a valid expression may still never match a date (0 0 30 2 *), in any zone
+        croniter(cron, dt.datetime(2000, 1, 1, tzinfo=UTC)).get_next(dt.datetime)
+    except CroniterBadDateError:
+        return "never matches a date"
     return None
 
 

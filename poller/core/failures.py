@@ -14,12 +14,13 @@ import logging
 import psycopg
 import psycopg_pool
 
-from app.platform import metrics, monitoring
+from app.platform import monitoring
 from app.platform.db import LeaseLost
 from app.platform.errors import PermanentError, TransientError
 from app.platform.lifecycle import describe
 from app.queue import outbox
 from app.queue.outbox import Message
+from poller import metrics
 from poller.core.backoff import Backoff
 from poller.core.handler import Handler, Outcome, Settled
 from poller.core.lease import Lease, StopReason, WorkStopped

@@ -116,10 +116,12 @@ def test_idempotency_key(key: str, ok: bool) -> None:
     assert (schemas.validate(schemas.IDEMPOTENCY_KEY, key) == {}) == ok
 
 
-def test_invalid_takes_pointers_and_dotted_names_alike() -> None:
-    problem = invalid({"/notify/email": "is required", "notify.email": "again", "": "x"})
+def test_invalid_takes_json_pointers_only() -> None:
+    problem = invalid({"/notify/email": "is required", "": "x"})
 
     assert list(problem.errors) == ["/notify/email", ""]
+    with pytest.raises(AssertionError):  # the dotted-name shim is gone: one key style
+        invalid({"notify.email": "is required"})
 
 
 # --- responses ------------------------------------------------------------------------------
