@@ -1,14 +1,28 @@
-"""Liveness and readiness for load balancers and ECS."""
+"""Liveness and readiness for load balancers and ECS, and GET / pointing to the docs."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, jsonify, url_for
 
 from app.http.problems import Problem
 from app.platform.schema import head_revision
 from app.platform.services import current_services
+from app.platform.version import package_version
 
 bp = Blueprint("health", __name__)
+
+
+@bp.get("/")
+def index() -> Response:
+    """Where to start: the API's docs page and OpenAPI document (no key needed)."""
+    return jsonify(
+        {
+            "name": "exports",
+            "version": package_version(),
+            "docs": url_for("openapi.docs_page", _external=True),
+            "openapi": url_for("openapi.openapi_json", _external=True),
+        }
+    )
 
 
 @bp.get("/healthz")

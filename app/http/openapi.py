@@ -276,6 +276,20 @@ def _paths() -> dict[str, Any]:
         },
         "/v1/ses-events": {"post": _ses_events_operation()},
         "/d/{token}": {"get": _download_operation()},
+        "/": {
+            "get": {
+                "operationId": "index",
+                "tags": ["operations"],
+                "summary": "Where to start: links to the docs page and this document",
+                "responses": {
+                    "200": {
+                        "description": "The service's name, version and documentation links.",
+                        "content": {JSON: {"schema": _ref("Index")}},
+                    },
+                    "500": _problem_ref("InternalError"),
+                },
+            },
+        },
         "/healthz": {
             "get": {
                 "operationId": "healthz",

@@ -726,6 +726,17 @@ def component_schemas(catalog: Catalog) -> dict[str, Any]:
                 },
             ],
         },
+        "Index": {
+            "type": "object",
+            "required": ["name", "version", "docs", "openapi"],
+            "additionalProperties": False,
+            "properties": {
+                "name": {"const": "exports"},
+                "version": {"type": "string"},
+                "docs": {"type": "string", "format": "uri", "description": "GET /v1/docs."},
+                "openapi": {"type": "string", "format": "uri", "description": "This document."},
+            },
+        },
         "Health": {
             "type": "object",
             "required": ["status"],

@@ -244,6 +244,9 @@ def configure_logging(level: str = "INFO", fmt: str = "auto") -> None:
     root.handlers[:] = [make_handler(fmt)]
     root.setLevel(level)
     logging.getLogger("werkzeug").setLevel("WARNING")
+    # Alembic announces each of its plugins at INFO whenever a process reads the migration
+    # head (/readyz): a dozen lines per start that say nothing to ops.
+    logging.getLogger("alembic.runtime.plugins").setLevel("WARNING")
 
 
 def protect_handlers(*logger_names: str) -> None:

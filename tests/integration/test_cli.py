@@ -156,3 +156,25 @@ def test_seed_demo_and_migrate(run: Any, db: psycopg.Connection) -> None:
     assert migrated == {"migrated": True}
     assert db.execute("SELECT count(*) AS n FROM exports_demo.orders").fetchone()["n"] == 5
     assert run("seed-demo", "0").exit_code == 2
+
+
+def test_an_unreachable_database_is_one_line_not_a_traceback(database_url: str) -> None:
+    # Issue 13: a wrong DATABASE_URL was a 25-line traceback.
+    result = CliRunner().invoke(
+        cli, ["stats"], env={"DATABASE_URL": "postgresql://postgres@127.0.0.1:1/exports"}
+    )
+
+    assert result.exit_code == 1
+    assert "cannot reach the database at postgresql://postgres@127.0.0.1:1/exports" in (
+        result.output
+    )
+    assert "scripts/dev-db exports" in result.output and "Traceback" not in result.output
+
+
+def test_an_unmigrated_database_says_to_migrate(database_url: str) -> None:
+    bare = database_url.rsplit("/", 1)[0] + "/postgres"  # the server's own, no exports schema
+
+    result = CliRunner().invoke(cli, ["list"], env={"DATABASE_URL": bare})
+
+    assert result.exit_code == 1
+    assert "no exports schema yet: run `exports-admin migrate`" in result.output

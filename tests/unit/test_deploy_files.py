@@ -7,7 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+import promql_parser
 import pytest
+import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
 from app.http import observability
@@ -162,3 +164,40 @@ def test_dashboard_covers_what_ops_watch() -> None:
         "exports_exported_bytes_total",
     ):
         assert needed in exprs
+
+
+def metric_names_in(expression: str) -> set[str]:
+    """Every metric an expression selects, found by parsing it (promql-parser)."""
+    names: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            names.add(node.name)
+            return
+        for child in ("lhs", "rhs", "expr", "vector_selector", "param"):
+            if (value := getattr(node, child, None)) is not None:
+                walk(value)
+        for arg in getattr(node, "args", None) or ():
+            walk(arg)
+
+    walk(promql_parser.parse(expression))
+    return names
+
+
+def test_every_alert_parses_and_names_only_our_metrics() -> None:
+    # Issue 13: the README's alert table had a markdown escape (retry\\|dead) that broke
+    # when copied; the rules are a file now, checked here.
+    rules = yaml.safe_load((DEPLOY / "prometheus-rules.yml").read_text())
+    alerts = [rule for group in rules["groups"] for rule in group["rules"]]
+    assert len(alerts) >= 9 and all(rule["alert"] and rule["expr"] for rule in alerts)
+
+    for rule in alerts:
+        used = metric_names_in(rule["expr"])
+        assert used, rule["alert"]
+        assert used <= registered_metric_names() | {"up"}, (rule["alert"], used)
+
+
+def test_the_readme_links_the_rules_instead_of_copying_them() -> None:
+    readme = (DEPLOY.parent / "README.md").read_text()
+    assert "deploy/prometheus-rules.yml" in readme
+    assert "\\|" not in readme  # no PromQL with markdown escapes to copy

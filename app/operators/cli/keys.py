@@ -27,12 +27,13 @@ def create_key(name: str, tenant: str | None) -> None:
         raise click.BadParameter(str(exc)) from None
     except clients.ClientNameTaken:
         raise click.ClickException(f"an API client named {name!r} exists already") from None
+    # The key alone on stdout (for `> file` or a secret manager's CLI), the note on stderr.
+    click.echo(key)
     click.echo(
         f"created key {client.key_prefix} for client {client.name} (tenant {client.tenant}); "
-        "it is shown only now, store it in your secret manager:",
+        "the key above is shown only now: store it in your secret manager",
         err=True,
     )
-    click.echo(key)
 
 
 @click.command("revoke-key")

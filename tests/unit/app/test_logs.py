@@ -12,6 +12,7 @@ import pytest
 
 from app.platform.logs import (
     bind_context,
+    configure_logging,
     log_context,
     make_handler,
     redact,
@@ -190,3 +191,17 @@ def test_email_message_ids_are_kept_for_tracing(captured) -> None:
 
     (entry,) = lines(stream)
     assert entry["email_message_id"] == "<17.42@mail.example.com>"
+
+
+def test_alembic_plugin_set_up_is_not_logged_at_info() -> None:
+    # Issue 13: every API start logged 14 INFO lines of alembic plugin set-up (via /readyz).
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging("INFO", "json")
+        plugins = logging.getLogger("alembic.runtime.plugins")
+        assert not plugins.isEnabledFor(logging.INFO)
+        assert logging.getLogger("alembic.runtime.migration").isEnabledFor(logging.INFO)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)

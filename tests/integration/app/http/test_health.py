@@ -40,3 +40,13 @@ def test_readyz_on_a_never_migrated_database_is_503(
 
     assert response.status_code == 503
     assert response.get_json()["type"].endswith("/schema-out-of-date")
+
+
+def test_the_root_points_to_the_docs(client: FlaskClient) -> None:
+    # Issue 13: GET / was a bare JSON 404 for a new user following the README.
+    index = client.get("/", headers={"Authorization": ""})
+
+    assert index.status_code == 200
+    links = index.get_json()
+    assert links["docs"].endswith("/v1/docs") and links["openapi"].endswith("/v1/openapi.json")
+    assert client.get(links["docs"]).status_code == 200

@@ -279,3 +279,21 @@ def test_unknown_schedule_is_404(client: FlaskClient, path: str) -> None:
 
     assert response.status_code == 404
     assert response.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize("method", ["post", "patch"])
+def test_a_bad_cron_and_a_bad_time_zone_are_both_reported(
+    client: FlaskClient, method: str
+) -> None:
+    # Issue 13: a cron that never matches beside an unknown zone reported only the zone.
+    bad = {"cron": "0 0 30 2 *", "timezone": "Mars/Olympus"}
+    if method == "post":
+        response = client.post("/v1/schedules", json={**BODY, **bad})
+    else:
+        created = client.post("/v1/schedules", json=BODY).get_json()
+        response = client.patch(f"/v1/schedules/{created['id']}", json=bad)
+
+    assert response.status_code == 422
+    errors = {e["pointer"]: e["detail"] for e in response.get_json()["errors"]}
+    assert errors == {"/cron": "never matches a date", "/timezone": errors["/timezone"]}
+    assert "IANA" in errors["/timezone"]
