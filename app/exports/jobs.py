@@ -30,6 +30,7 @@ from app.platform.db import (
     fetch_all,
     fetch_one,
     insert_or_find,
+    keyset_after,
     request_fingerprint,
 )
 from app.queue import outbox
@@ -271,9 +272,8 @@ def list_jobs(
         tenant=tenant,
         owner_id=owner_id,
         state=state,
-        before_created_at=before[0] if before else None,
-        before_id=before[1] if before else None,
         limit=limit,
+        **keyset_after(before),
     )
     return [Job.from_row(r) for r in rows]
 
@@ -405,9 +405,6 @@ def expire_job(conn: Connection, storage: Storage, job_id: uuid.UUID) -> Job | N
 
 
 # --- operators (exports-admin; the same SQL functions DBAs call) ----------------------------
-
-RETRYABLE_STATES = ("failed", "cancelled")
-
 
 class NotRetryable(Exception):
     """The job is not failed or cancelled, or its export is still stopping; `job` is it now."""

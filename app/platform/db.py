@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,15 @@ def fenced(conn: Connection, query: str, **params: Any) -> Row:
     if row is None:
         raise LeaseLost(f"{query} matched nothing for {params.get('id')}")
     return row
+
+
+def keyset_after(before: tuple[datetime.datetime, uuid.UUID] | None) -> dict[str, Any]:
+    """The parameters of a newest-first keyset page's WHERE (created_at, id) < before, as
+    every list query names them (None: the first page)."""
+    return {
+        "before_created_at": before[0] if before else None,
+        "before_id": before[1] if before else None,
+    }
 
 
 def open_pool(

@@ -22,8 +22,6 @@ from contextlib import contextmanager
 from types import MappingProxyType
 from typing import Any, TextIO
 
-LOG_FORMATS = ("auto", "json", "text")
-
 # Attributes every LogRecord has; anything else on a record came from `extra=`.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 # Context fields in the order they are printed.

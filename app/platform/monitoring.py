@@ -49,8 +49,6 @@ SENSITIVE_KEYS = frozenset(
         "link",
     }
 )
-# Tags set on a failed attempt's event, from its message and the log context.
-ATTEMPT_TAGS = ("job_id", "topic", "attempt", "tenant", "outbox_id")
 
 
 def release() -> str:

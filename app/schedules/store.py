@@ -17,7 +17,7 @@ from psycopg.types.json import Jsonb
 
 from app.exports import jobs
 from app.exports.jobs import ExportRequest
-from app.platform.db import fetch_all, fetch_one, insert_or_find, request_fingerprint
+from app.platform.db import fetch_all, fetch_one, insert_or_find, keyset_after, request_fingerprint
 from app.schedules.timing import UPCOMING_RUNS, Timing, timing_of
 
 log = logging.getLogger(__name__)
@@ -203,9 +203,8 @@ def list_schedules(
         "list_schedules",
         tenant=tenant,
         owner_id=owner_id,
-        before_created_at=before[0] if before else None,
-        before_id=before[1] if before else None,
         limit=limit,
+        **keyset_after(before),
     )
     return [Schedule.from_row(r) for r in rows]
 
