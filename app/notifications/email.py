@@ -40,10 +40,10 @@ FEEDBACK_STATUSES = {"Delivery": "delivered", "Bounce": "bounced", "Complaint": 
 def queue_email(conn: Connection, job_id: uuid.UUID) -> bool:
     """In the transaction that ends the job: if its owner asked for an email, mark it
     pending and queue the export.notify message. True when one was queued."""
-    queued = fetch_one(
-        conn, "queue_email", id=job_id, topic=EXPORT_NOTIFY, max_attempts=MAX_ATTEMPTS
-    )
-    return queued is not None
+    if fetch_one(conn, "mark_email_pending", id=job_id) is None:
+        return False  # no notify_email: nobody to tell by email
+    outbox.add_message(conn, EXPORT_NOTIFY, job_id, max_attempts=MAX_ATTEMPTS)
+    return True
 
 
 def record_sent(conn: Connection, message: Message, email_message_id: str) -> None:

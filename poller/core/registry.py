@@ -87,10 +87,6 @@ class WorkerRegistry(PeriodicService):
             with self.pool.connection() as conn:
                 workers.heartbeat(conn, self._row())
 
-    def heartbeat(self) -> None:
-        """One beat now (tests and --check)."""
-        self.tick()
-
     def _row(self) -> WorkerRow:
         return WorkerRow(
             id=self.worker,

@@ -1,16 +1,12 @@
 -- The email channel's delivery state (exports.jobs.email_status): app/notifications/email.py
 -- is the only code that runs these. Loaded by app/platform/db.py.
 
--- name: queue_email
--- The job just ended: if its owner asked for an email, it is pending and its export.notify
--- message is queued, in one statement (and the caller's transaction). No row: no email.
-WITH owed AS (
-    UPDATE exports.jobs
-    SET email_status = 'pending', email_status_detail = NULL
-    WHERE id = %(id)s AND notify_email IS NOT NULL
-    RETURNING id)
-INSERT INTO exports.outbox (topic, job_id, payload, max_attempts)
-SELECT %(topic)s, owed.id, '{}'::jsonb, %(max_attempts)s FROM owed
+-- name: mark_email_pending
+-- The job just ended: if its owner asked for an email, it is owed (the caller then queues
+-- the export.notify message through app/queue/outbox.py). No row: no email.
+UPDATE exports.jobs
+SET email_status = 'pending', email_status_detail = NULL
+WHERE id = %(id)s AND notify_email IS NOT NULL
 RETURNING id;
 
 -- name: record_email_sent

@@ -478,3 +478,12 @@ def test_docs_page_lists_every_operation_and_schema(
         assert f"<code>{name}</code>" in page, name
     assert 'href="openapi.json"' in page
     documented.check_operation(response, "/v1/docs", "get")
+
+
+def test_the_document_has_the_one_version_of_the_service(client: FlaskClient) -> None:
+    # Issue 13: the document said 1.0.0 while the package (and pollers, Sentry) said 0.1.0.
+    from app.platform.version import package_version
+
+    version = client.get("/v1/openapi.json").get_json()["info"]["version"]
+
+    assert version == package_version() != "unknown"
