@@ -71,6 +71,7 @@ CREATE TABLE exports.jobs (
     schedule_id uuid,
     email_status_at timestamp with time zone,
     email_status_detail text,
+    notify_webhook boolean DEFAULT true NOT NULL,
     CONSTRAINT jobs_email_status_check CHECK ((email_status = ANY (ARRAY['pending'::text, 'sent'::text, 'failed'::text, 'delivered'::text, 'bounced'::text, 'complained'::text, 'suppressed'::text]))),
     CONSTRAINT jobs_finished_has_time CHECK (((state = ANY (ARRAY['queued'::text, 'running'::text])) OR (finished_at IS NOT NULL))),
     CONSTRAINT jobs_format_check CHECK ((format = ANY (ARRAY['csv'::text, 'csv.gz'::text]))),
@@ -210,6 +211,13 @@ COMMENT ON COLUMN exports.jobs.email_status_at IS 'When email_status last change
 --
 
 COMMENT ON COLUMN exports.jobs.email_status_detail IS 'Why, without the address: e.g. "bounce Permanent/General", "complaint abuse".';
+
+
+--
+-- Name: COLUMN jobs.notify_webhook; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.jobs.notify_webhook IS 'Whether the tenant''s webhook endpoints hear of this job (notify.webhook in the request).';
 
 
 --
@@ -1116,6 +1124,7 @@ CREATE TABLE exports.schedules (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     last_skip_reason text,
+    notify_webhook boolean DEFAULT true NOT NULL,
     CONSTRAINT schedules_enabled_has_next_run CHECK ((enabled = (next_run_at IS NOT NULL))),
     CONSTRAINT schedules_last_skip_reason_check CHECK ((last_skip_reason = 'owner_quota'::text))
 );
@@ -1248,6 +1257,13 @@ COMMENT ON COLUMN exports.schedules.last_skip_reason IS 'Why the slot at last_ru
 
 
 --
+-- Name: COLUMN schedules.notify_webhook; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.schedules.notify_webhook IS 'notify.webhook of every job the schedule queues.';
+
+
+--
 -- Name: schedules_local; Type: VIEW; Schema: exports; Owner: -
 --
 
@@ -1332,6 +1348,138 @@ COMMENT ON COLUMN exports.stuck.running_for IS 'How long the current attempt has
 --
 
 COMMENT ON COLUMN exports.stuck.why IS 'The first reason that applies.';
+
+
+--
+-- Name: webhook_deliveries; Type: TABLE; Schema: exports; Owner: -
+--
+
+CREATE TABLE exports.webhook_deliveries (
+    id bigint NOT NULL,
+    endpoint_id uuid NOT NULL,
+    event_id text NOT NULL,
+    event_type text NOT NULL,
+    job_id uuid,
+    payload jsonb,
+    state text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    last_status_code integer,
+    last_error text,
+    last_duration_ms integer,
+    next_attempt_at timestamp with time zone DEFAULT now(),
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    delivered_at timestamp with time zone,
+    CONSTRAINT webhook_deliveries_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'succeeded'::text, 'retrying'::text, 'failed'::text])))
+);
+
+
+--
+-- Name: TABLE webhook_deliveries; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON TABLE exports.webhook_deliveries IS 'One event to one endpoint: what is sent, and how sending it went. Each is delivered by a webhook.deliver outbox message queued in the transaction that ended the job.';
+
+
+--
+-- Name: COLUMN webhook_deliveries.event_id; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.webhook_deliveries.event_id IS 'The webhook-id header: the same for every attempt (and a manual retry), the receiver''s deduplication key.';
+
+
+--
+-- Name: COLUMN webhook_deliveries.payload; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.webhook_deliveries.payload IS 'The body sent: {type, timestamp, data: the job as GET /v1/exports/{id} showed it}, rendered at the first attempt and sent unchanged by every later one (NULL until then).';
+
+
+--
+-- Name: COLUMN webhook_deliveries.state; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.webhook_deliveries.state IS 'pending: not tried yet; retrying: failed, will try again at next_attempt_at; succeeded: a 2xx; failed: gave up (out of attempts, 410, or the endpoint is disabled).';
+
+
+--
+-- Name: webhook_deliveries_id_seq; Type: SEQUENCE; Schema: exports; Owner: -
+--
+
+ALTER TABLE exports.webhook_deliveries ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME exports.webhook_deliveries_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: webhook_endpoints; Type: TABLE; Schema: exports; Owner: -
+--
+
+CREATE TABLE exports.webhook_endpoints (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant text NOT NULL,
+    url text NOT NULL,
+    description text DEFAULT ''::text NOT NULL,
+    events text[] NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    secret text NOT NULL,
+    previous_secret text,
+    previous_secret_expires_at timestamp with time zone,
+    disabled_reason text,
+    last_success_at timestamp with time zone,
+    failing_since timestamp with time zone,
+    idempotency_key text,
+    request_fingerprint text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT webhook_endpoints_url_check CHECK ((url ~ '^https?://'::text))
+);
+
+
+--
+-- Name: TABLE webhook_endpoints; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON TABLE exports.webhook_endpoints IS 'Where a tenant''s app wants to be told that an export ended (POST /v1/webhook-endpoints). Changed by app/notifications/webhooks.py.';
+
+
+--
+-- Name: COLUMN webhook_endpoints.events; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.webhook_endpoints.events IS 'Event types it receives: export.succeeded, export.failed, export.cancelled, export.expired.';
+
+
+--
+-- Name: COLUMN webhook_endpoints.secret; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.webhook_endpoints.secret IS 'The whsec_ signing secret (Standard Webhooks); shown to the app only when created or rotated.';
+
+
+--
+-- Name: COLUMN webhook_endpoints.previous_secret; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.webhook_endpoints.previous_secret IS 'The secret before the last rotation: deliveries are signed with both until previous_secret_expires_at (24 h after the rotation).';
+
+
+--
+-- Name: COLUMN webhook_endpoints.disabled_reason; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.webhook_endpoints.disabled_reason IS 'Why the service disabled it (410 Gone, or failing for 5 days); NULL when the app did.';
+
+
+--
+-- Name: COLUMN webhook_endpoints.failing_since; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.webhook_endpoints.failing_since IS 'When deliveries started failing with no success since; 5 days of it disable the endpoint.';
 
 
 --
@@ -1494,6 +1642,38 @@ ALTER TABLE ONLY exports.topics
 
 
 --
+-- Name: webhook_deliveries webhook_deliveries_endpoint_id_event_id_key; Type: CONSTRAINT; Schema: exports; Owner: -
+--
+
+ALTER TABLE ONLY exports.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_endpoint_id_event_id_key UNIQUE (endpoint_id, event_id);
+
+
+--
+-- Name: webhook_deliveries webhook_deliveries_pkey; Type: CONSTRAINT; Schema: exports; Owner: -
+--
+
+ALTER TABLE ONLY exports.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: webhook_endpoints webhook_endpoints_pkey; Type: CONSTRAINT; Schema: exports; Owner: -
+--
+
+ALTER TABLE ONLY exports.webhook_endpoints
+    ADD CONSTRAINT webhook_endpoints_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: webhook_endpoints webhook_endpoints_tenant_idempotency_key_key; Type: CONSTRAINT; Schema: exports; Owner: -
+--
+
+ALTER TABLE ONLY exports.webhook_endpoints
+    ADD CONSTRAINT webhook_endpoints_tenant_idempotency_key_key UNIQUE (tenant, idempotency_key);
+
+
+--
 -- Name: workers workers_pkey; Type: CONSTRAINT; Schema: exports; Owner: -
 --
 
@@ -1586,6 +1766,27 @@ CREATE INDEX schedules_owner_newest ON exports.schedules USING btree (tenant, ow
 
 
 --
+-- Name: webhook_deliveries_endpoint; Type: INDEX; Schema: exports; Owner: -
+--
+
+CREATE INDEX webhook_deliveries_endpoint ON exports.webhook_deliveries USING btree (endpoint_id, created_at DESC, id DESC);
+
+
+--
+-- Name: webhook_deliveries_job; Type: INDEX; Schema: exports; Owner: -
+--
+
+CREATE INDEX webhook_deliveries_job ON exports.webhook_deliveries USING btree (job_id);
+
+
+--
+-- Name: webhook_endpoints_tenant; Type: INDEX; Schema: exports; Owner: -
+--
+
+CREATE INDEX webhook_endpoints_tenant ON exports.webhook_endpoints USING btree (tenant, created_at DESC, id DESC);
+
+
+--
 -- Name: api_clients api_key_revoked; Type: TRIGGER; Schema: exports; Owner: -
 --
 
@@ -1636,6 +1837,22 @@ ALTER TABLE ONLY exports.outbox
 
 ALTER TABLE ONLY exports.schedules
     ADD CONSTRAINT schedules_last_job_id_fkey FOREIGN KEY (last_job_id) REFERENCES exports.jobs(id) ON DELETE SET NULL;
+
+
+--
+-- Name: webhook_deliveries webhook_deliveries_endpoint_id_fkey; Type: FK CONSTRAINT; Schema: exports; Owner: -
+--
+
+ALTER TABLE ONLY exports.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_endpoint_id_fkey FOREIGN KEY (endpoint_id) REFERENCES exports.webhook_endpoints(id) ON DELETE CASCADE;
+
+
+--
+-- Name: webhook_deliveries webhook_deliveries_job_id_fkey; Type: FK CONSTRAINT; Schema: exports; Owner: -
+--
+
+ALTER TABLE ONLY exports.webhook_deliveries
+    ADD CONSTRAINT webhook_deliveries_job_id_fkey FOREIGN KEY (job_id) REFERENCES exports.jobs(id) ON DELETE CASCADE;
 
 
 --

@@ -23,7 +23,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from app.exports.topics import EXPORT_RUN
-from app.notifications import email
+from app.notifications import email, webhooks
 from app.platform.db import (
     QUERIES,
     fenced,
@@ -72,6 +72,7 @@ class Job:
     email_message_id: str | None
     email_status: str | None
     schedule_id: uuid.UUID | None
+    notify_webhook: bool
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
@@ -88,10 +89,19 @@ class ExportRequest:
     params: dict[str, Any]
     format: str
     notify_email: str | None
+    notify_webhook: bool = True  # the tenant's webhook endpoints hear of it
 
     def fingerprint(self) -> str:
         """sha256 of the request's canonical JSON: tells a retry from a different request."""
-        return request_fingerprint(self.__dict__)
+        return request_fingerprint(self.fingerprint_fields())
+
+    def fingerprint_fields(self) -> dict[str, Any]:
+        """What the fingerprint covers. notify_webhook's default is left out, so requests
+        made before webhooks existed keep their fingerprint across the upgrade."""
+        fields = dict(self.__dict__)
+        if fields["notify_webhook"]:
+            del fields["notify_webhook"]
+        return fields
 
 
 @dataclass(frozen=True)
@@ -185,6 +195,7 @@ def request_export(
             "params": Jsonb(request.params),
             "format": request.format,
             "notify_email": request.notify_email,
+            "notify_webhook": request.notify_webhook,
             "idempotency_key": idempotency_key,
             "request_fingerprint": fingerprint,
             "schedule_id": schedule_id,
@@ -282,7 +293,7 @@ def cancel_job(conn: Connection, tenant: str, job_id: uuid.UUID) -> Job:
     """queued/running → cancelled. A running export notices at its next progress write."""
     row = fetch_one(conn, "cancel_job", tenant=tenant, id=job_id)
     if row is not None:
-        return Job.from_row(row)
+        return _ended(conn, Job.from_row(row))
     job = get_job(conn, tenant, job_id)  # raises JobNotFound
     if job.state == "cancelled":
         return job  # cancelling twice is not an error: the caller gets what it asked for
@@ -352,9 +363,17 @@ def fail_export(conn: Connection, message: Message, error: str) -> Job | None:
 
 
 def _notify(conn: Connection, job: Job) -> Job:
-    """The job just ended: queue the notifications its owner asked for (the email)."""
+    """The job succeeded or failed: queue the email its owner asked for, and the webhooks."""
     if email.queue_email(conn, job.id):
-        return dataclasses.replace(job, email_status="pending")
+        job = dataclasses.replace(job, email_status="pending")
+    return _ended(conn, job)
+
+
+def _ended(conn: Connection, job: Job) -> Job:
+    """The job reached a terminal state: its tenant's webhook endpoints hear of it (in this
+    transaction), unless the request said notify.webhook = false."""
+    if job.notify_webhook:
+        webhooks.queue_event(conn, job.tenant, job.id, f"export.{job.state}")
     return job
 
 
@@ -401,7 +420,7 @@ def expire_job(conn: Connection, storage: Storage, job_id: uuid.UUID) -> Job | N
     storage.delete(key)  # no error when already gone: repeating is safe
     expired = fetch_one(conn, "expire_job", id=job_id)
     assert expired is not None, "the row is locked and was succeeded"
-    return Job.from_row(expired)
+    return _ended(conn, Job.from_row(expired))
 
 
 # --- operators (exports-admin; the same SQL functions DBAs call) ----------------------------

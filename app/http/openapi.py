@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify
 
 from app.exports.catalog import FORMATS, Catalog
-from app.http import docs, openapi_schedules, schemas
+from app.http import docs, openapi_schedules, openapi_webhooks, schemas
 from app.http.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 from app.http.problems import PROBLEM_BASE
 from app.platform.services import current_services
@@ -70,6 +70,7 @@ def openapi_document(catalog: Catalog) -> dict[str, Any]:
         "tags": [
             {"name": "exports", "description": "Export jobs and the export catalog."},
             {"name": "schedules", "description": "Recurring exports."},
+            {"name": "webhooks", "description": "Where the app hears that its exports ended."},
             {"name": "downloads", "description": "The emailed download links."},
             {"name": "email-events", "description": "SES delivery events, posted by SNS."},
             {"name": "operations", "description": "Health, readiness, metrics, this document."},
@@ -93,6 +94,7 @@ def openapi_document(catalog: Catalog) -> dict[str, Any]:
     }
     # Other modules' paths and schemas merge in here, before the security pass below.
     _merge(document, openapi_schedules.paths())
+    _merge(document, openapi_webhooks.paths())
     _apply_security(document["paths"])
     return document
 

@@ -1,10 +1,5 @@
-"""OpenAPI 3.1 paths and schemas of the schedule operations, and the request validation.
-
-The request-body schemas here are the ones app/http/store.py validates with (JSON Schema
-draft 2020-12), so the document cannot drift from what the server accepts. What JSON Schema
-cannot say (the kind's params, a cron expression croniter accepts, a time zone zoneinfo
-knows) is checked afterwards and documented in the descriptions.
-"""
+"""OpenAPI 3.1 paths of the schedule operations; their schemas are app/http/schemas.py's, the
+ones the server validates with."""
 
 from __future__ import annotations
 

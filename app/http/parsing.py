@@ -8,7 +8,7 @@ import datetime as dt
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
@@ -25,6 +25,9 @@ from app.http.schemas import (  # the limits live with the schemas that state th
     MAX_OWNER_ID,
     MAX_PAGE,
 )
+from app.notifications.webhook_addresses import UnsafeAddress, resolve
+from app.notifications.webhooks import EVENT_TYPES, EndpointChanges, EndpointRequest
+from app.platform.settings import IPNetwork
 from app.schedules.store import ScheduleChanges
 from app.schedules.timing import Timing, cron_problem, timezone_problem, timing_of
 
@@ -137,12 +140,11 @@ def export_request(body: Any, catalog: Catalog) -> ExportRequest:
         else:
             if (size := params_size(params)) > MAX_PARAMS_BYTES:
                 errors["/params"] = f"must be at most {MAX_PARAMS_BYTES} bytes as JSON ({size})"
+    notify = body.get("notify") if isinstance(body.get("notify"), dict) else {}
     notify_email = None
-    if body.get("notify") is not None and not _under(errors, "/notify"):
+    if notify.get("email") is not None and not _under(errors, "/notify"):
         try:
-            notify_email = validate_email(
-                body["notify"]["email"], check_deliverability=False
-            ).normalized
+            notify_email = validate_email(notify["email"], check_deliverability=False).normalized
         except EmailNotValidError as exc:
             errors["/notify/email"] = f"is not a valid email address: {exc}"
     if errors:
@@ -153,6 +155,7 @@ def export_request(body: Any, catalog: Catalog) -> ExportRequest:
         params=params,
         format=body.get("format", DEFAULT_FORMAT),
         notify_email=notify_email,
+        notify_webhook=notify.get("webhook", True),
     )
 
 
@@ -182,10 +185,12 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
-def list_arguments(schema: Mapping[str, Any], args: Mapping[str, str]) -> dict[str, Any]:
-    """A list's query arguments, checked against its query schema (LIST_EXPORTS_QUERY,
-    LIST_SCHEDULES_QUERY): empty filters become None, `limit` its default, and the cursor
-    the keyset position `before`; a 422 lists every bad argument."""
+def list_arguments(
+    schema: Mapping[str, Any], args: Mapping[str, str], *, ids: type = uuid.UUID
+) -> dict[str, Any]:
+    """A list's query arguments, checked against its query schema (LIST_EXPORTS_QUERY, ...):
+    empty filters become None, `limit` its default, and the cursor the keyset position
+    `before` (whose id must be of type `ids`); a 422 lists every bad argument."""
     query = schemas.query_instance(schema, args)
     errors = schemas.validate(schema, query)
     owner_id = query.get("owner_id") or None
@@ -196,6 +201,8 @@ def list_arguments(schema: Mapping[str, Any], args: Mapping[str, str]) -> dict[s
         try:
             before = decode_cursor(query["cursor"])
         except ValueError:
+            before = None
+        if before is None or not isinstance(before[1], ids):
             errors["/cursor"] = "is not a cursor this API returned"
     if errors:
         raise invalid(errors)
@@ -257,6 +264,59 @@ def schedule_changes(body: Any, kind: ExportKind | None) -> ScheduleChanges:
     )
 
 
+def endpoint_request(
+    body: Any, *, allowed: Sequence[IPNetwork], require_https: bool
+) -> EndpointRequest:
+    """Validate a POST /v1/webhook-endpoints body; the URL must be one we may call."""
+    errors = schemas.validate(schemas.WEBHOOK_ENDPOINT_REQUEST, body)
+    if not isinstance(body, dict):
+        raise invalid(errors)
+    _url_errors(body, errors, allowed=allowed, require_https=require_https)
+    if errors:
+        raise invalid(errors)
+    return EndpointRequest(
+        url=body["url"],
+        events=tuple(body.get("events") or EVENT_TYPES),
+        description=body.get("description", ""),
+        enabled=body.get("enabled", True),
+    )
+
+
+def endpoint_changes(
+    body: Any, *, allowed: Sequence[IPNetwork], require_https: bool
+) -> EndpointChanges:
+    """Validate a PATCH /v1/webhook-endpoints/{id} body."""
+    errors = schemas.validate(schemas.WEBHOOK_ENDPOINT_PATCH, body)
+    if not isinstance(body, dict):
+        raise invalid(errors)
+    _url_errors(body, errors, allowed=allowed, require_https=require_https)
+    if errors:
+        raise invalid(errors)
+    events = body.get("events")
+    return EndpointChanges(
+        url=body.get("url"),
+        events=tuple(events) if events is not None else None,
+        description=body.get("description"),
+        enabled=body.get("enabled"),
+    )
+
+
+def _url_errors(
+    body: dict[str, Any],
+    errors: dict[str, str],
+    *,
+    allowed: Sequence[IPNetwork],
+    require_https: bool,
+) -> None:
+    """Add why the webhook URL may not be called (its form, then its host's addresses)."""
+    if "url" not in body or "/url" in errors:
+        return
+    try:
+        resolve(body["url"], allowed, require_https=require_https)
+    except UnsafeAddress as exc:
+        errors["/url"] = str(exc)
+
+
 def _timing_errors(body: dict[str, Any], errors: dict[str, str]) -> None:
     """Add what croniter and zoneinfo say about `cron` and `timezone` (both, not the first)."""
     for field, check in (("cron", cron_problem), ("timezone", timezone_problem)):
@@ -275,23 +335,24 @@ def _params_errors(exc: ParamsInvalid) -> dict[str, str]:
     return {schemas.pointer_to("params", name): detail for name, detail in exc.errors.items()}
 
 
-# A cursor is base64url of "<created_at ISO 8601 with offset>,<job id>": a fixed shape,
+# A cursor is base64url of "<created_at ISO 8601 with offset>,<id>" (a UUID, or a bigint for
+# webhook deliveries): a fixed shape,
 # checked by one regular expression before anything is parsed, so no input can make the
 # decoder recurse or allocate (a JSON cursor could: 3,000 nested "[" was a 500).
 _CURSOR_TEXT = re.compile(
     r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?[+-]\d{2}:\d{2}),"
-    r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+    r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9]{1,19})"
 )
 MAX_CURSOR = 128  # characters; a genuine cursor is under 90
 
 
-def encode_cursor(created_at: dt.datetime, item_id: uuid.UUID) -> str:
+def encode_cursor(created_at: dt.datetime, item_id: uuid.UUID | int) -> str:
     """An opaque page cursor: the keyset position (created_at, id) of the last item on a page."""
     raw = f"{created_at.isoformat()},{item_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID | int]:
     """The keyset position in a cursor; ValueError for anything encode_cursor did not make."""
     if not 0 < len(cursor) <= MAX_CURSOR or not re.fullmatch(r"[A-Za-z0-9_-]+", cursor):
         raise ValueError("bad cursor")
@@ -302,4 +363,5 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
     match = _CURSOR_TEXT.fullmatch(raw)
     if match is None:
         raise ValueError("bad cursor")
-    return dt.datetime.fromisoformat(match[1]), uuid.UUID(match[2])
+    item = int(match[2]) if match[2].isdigit() else uuid.UUID(match[2])
+    return dt.datetime.fromisoformat(match[1]), item

@@ -4,9 +4,8 @@ the responses every resource answers the same way: created (201/202), a keyset p
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from flask import Response, jsonify
 
@@ -14,6 +13,7 @@ from app.exports.catalog import Catalog
 from app.exports.jobs import Job
 from app.exports.links import LinkSigner
 from app.http.parsing import encode_cursor
+from app.notifications.webhooks import Endpoint
 from app.schedules.store import Schedule
 
 
@@ -56,7 +56,7 @@ def schedule_json(schedule: Schedule) -> dict[str, Any]:
         "kind": schedule.kind,
         "params": schedule.params,
         "format": schedule.format,
-        "notify": {"email": schedule.notify_email} if schedule.notify_email else None,
+        "notify": {"email": schedule.notify_email, "webhook": schedule.notify_webhook},
         "cron": schedule.cron,
         "timezone": schedule.timezone,
         "enabled": schedule.enabled,
@@ -70,24 +70,23 @@ def schedule_json(schedule: Schedule) -> dict[str, Any]:
     }
 
 
-class Keyed(Protocol):
-    """What a keyset page is ordered by: newest first, by (created_at, id)."""
-
-    @property
-    def id(self) -> uuid.UUID: ...
-
-    @property
-    def created_at(self) -> dt.datetime: ...
-
-
-T = TypeVar("T", bound=Keyed)
+T = TypeVar("T")
 
 
 def page(rows: Sequence[T], limit: int, to_json: Callable[[T], dict[str, Any]]) -> Response:
-    """One keyset page: `rows` were fetched with limit + 1, so a row beyond `limit` means
-    there is a next page, whose cursor is the last shown row's position."""
+    """One keyset page, newest first by (created_at, id): `rows` were fetched with
+    limit + 1, so a row beyond `limit` means there is a next page, whose cursor is the last
+    shown row's position (rows are domain values or dict rows)."""
     shown = rows[:limit]
-    next_cursor = encode_cursor(shown[-1].created_at, shown[-1].id) if len(rows) > limit else None
+    next_cursor = None
+    if len(rows) > limit:
+        last: Any = shown[-1]
+        created_at, item_id = (
+            (last["created_at"], last["id"])
+            if isinstance(last, dict)
+            else (last.created_at, last.id)
+        )
+        next_cursor = encode_cursor(created_at, item_id)
     return jsonify({"items": [to_json(row) for row in shown], "next_cursor": next_cursor})
 
 
@@ -102,6 +101,45 @@ def created_response(
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+def webhook_endpoint_json(endpoint: Endpoint, *, with_secret: bool = False) -> dict[str, Any]:
+    """A webhook endpoint; its secret only when it was just made (create, rotate)."""
+    shown: dict[str, Any] = {
+        "id": str(endpoint.id),
+        "url": endpoint.url,
+        "description": endpoint.description,
+        "events": list(endpoint.events),
+        "enabled": endpoint.enabled,
+        "disabled_reason": endpoint.disabled_reason,
+        "last_success_at": timestamp(endpoint.last_success_at),
+        "failing_since": timestamp(endpoint.failing_since),
+        "created_at": timestamp(endpoint.created_at),
+        "updated_at": timestamp(endpoint.updated_at),
+    }
+    if with_secret:
+        shown["secret"] = endpoint.secret
+    return shown
+
+
+def delivery_json(row: dict[str, Any]) -> dict[str, Any]:
+    """One webhook delivery: which event, how its last attempt went, what comes next."""
+    return {
+        "id": row["id"],
+        "event_id": row["event_id"],
+        "type": row["event_type"],
+        "job_id": str(row["job_id"]) if row["job_id"] else None,
+        "state": row["state"],
+        "attempts": row["attempts"],
+        "last_status_code": row["last_status_code"],
+        "last_error": row["last_error"],
+        "duration_ms": row["last_duration_ms"],
+        "next_attempt_at": timestamp(row["next_attempt_at"])
+        if row["state"] in ("pending", "retrying")
+        else None,
+        "created_at": timestamp(row["created_at"]),
+        "delivered_at": timestamp(row["delivered_at"]),
+    }
 
 
 def kinds_json(catalog: Catalog) -> dict[str, Any]:

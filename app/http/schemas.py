@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator, ValidationError
 from app.exports.catalog import FORMATS, PARAM_TYPES, Catalog, ExportKind, Param
 from app.exports.jobs import STATES
 from app.http.problems import PROBLEM_BASE
+from app.notifications.webhooks import EVENT_TYPES, TEST_EVENT
 from app.schedules.timing import MAX_CRON, MAX_TIMEZONE, UPCOMING_RUNS
 
 DEFAULT_FORMAT = "csv.gz"
@@ -326,17 +327,22 @@ OWNER_ID: dict[str, Any] = {
 }
 NOTIFY: dict[str, Any] = {
     "type": ["object", "null"],
-    "description": "Where to send the download link; absent or null: no email.",
-    "required": ["email"],
+    "description": "Who is told when the export ends: the end user by email (with the "
+    "download link), the app by its webhook endpoints. Absent or null: no email, webhooks.",
     "additionalProperties": False,
     "properties": {
         "email": {
             "type": "string",
             "format": "email",
-            "description": "Checked after the schema with email-validator (syntax only, no "
-            "DNS): the domain needs a dot and must not be a special-use name such as .test "
-            "or localhost; stored normalised.",
-        }
+            "description": "Absent: no email. Checked after the schema with email-validator "
+            "(syntax only, no DNS): the domain needs a dot and must not be a special-use name "
+            "such as .test or localhost; stored normalised.",
+        },
+        "webhook": {
+            "type": "boolean",
+            "default": True,
+            "description": "Whether the tenant's webhook endpoints hear of this export.",
+        },
     },
 }
 # The paging arguments every list shares (GET /v1/exports, GET /v1/schedules).
@@ -387,6 +393,61 @@ IDEMPOTENCY_KEY: dict[str, Any] = {
     "pattern": PRINTABLE_HEADER,
 }
 JOB_ID: dict[str, Any] = {"type": "string", "format": "uuid", "pattern": UUID_PATTERN}
+
+
+# --- webhook endpoints ----------------------------------------------------------------------
+
+WEBHOOK_URL: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 2000,
+    "description": "Where events are POSTed: https (http only outside production), no user "
+    "or password. Checked after the schema: its host must resolve to public addresses only "
+    "(not loopback, private, link-local, CGNAT, multicast...), unless the operator allowed "
+    "a network (EXPORTS_WEBHOOK_ALLOW_NETWORKS); it is resolved and checked again at every "
+    "delivery.",
+}
+WEBHOOK_EVENTS: dict[str, Any] = {
+    "type": "array",
+    "minItems": 1,
+    "uniqueItems": True,
+    "items": {"type": "string", "enum": list(EVENT_TYPES)},
+    "description": "The events it receives (default: all four).",
+}
+WEBHOOK_ENDPOINT_REQUEST: dict[str, Any] = {
+    "type": "object",
+    "title": "field",
+    "description": "A webhook endpoint. Unknown fields are a 422.",
+    "required": ["url"],
+    "additionalProperties": False,
+    "properties": {
+        "url": WEBHOOK_URL,
+        "events": {**WEBHOOK_EVENTS, "default": list(EVENT_TYPES)},
+        "description": {"type": "string", "maxLength": 500, "pattern": NO_NUL, "default": ""},
+        "enabled": {"type": "boolean", "default": True},
+    },
+}
+WEBHOOK_ENDPOINT_PATCH: dict[str, Any] = {
+    "type": "object",
+    "title": "field",
+    "description": "Change an endpoint: any of these fields. Enabling it clears why the "
+    "service had disabled it.",
+    "minProperties": 1,
+    "additionalProperties": False,
+    "properties": {
+        "url": WEBHOOK_URL,
+        "events": WEBHOOK_EVENTS,
+        "description": {"type": "string", "maxLength": 500, "pattern": NO_NUL},
+        "enabled": {"type": "boolean"},
+    },
+}
+PAGE_QUERY: dict[str, Any] = {
+    "type": "object",
+    "title": "query parameter",
+    "description": "Paging arguments. Any other query parameter is a 422.",
+    "additionalProperties": False,
+    "properties": {"limit": PAGE_LIMIT, "cursor": PAGE_CURSOR},
+}
 
 
 # The fields a schedule adds to an export request.
@@ -475,6 +536,61 @@ def page_of(item: str) -> dict[str, Any]:
     }
 
 
+def webhook_endpoint(*, with_secret: bool = False) -> dict[str, Any]:
+    """render.webhook_endpoint_json (with the secret: what create and rotate answer)."""
+    properties: dict[str, Any] = {
+        "id": {"type": "string", "format": "uuid"},
+        "url": {"type": "string"},
+        "description": {"type": "string"},
+        "events": {"type": "array", "items": {"type": "string", "enum": list(EVENT_TYPES)}},
+        "enabled": {"type": "boolean"},
+        "disabled_reason": {
+            "type": ["string", "null"],
+            "description": "Why the service disabled it (410 Gone, failing for 5 days).",
+        },
+        "last_success_at": OPTIONAL_TIMESTAMP,
+        "failing_since": OPTIONAL_TIMESTAMP,
+        "created_at": TIMESTAMP,
+        "updated_at": TIMESTAMP,
+    }
+    if with_secret:
+        properties["secret"] = {
+            "type": "string",
+            "pattern": "^whsec_",
+            "description": "The signing secret (Standard Webhooks), shown only now.",
+        }
+    return {
+        "type": "object",
+        "required": list(properties),
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
+def webhook_delivery() -> dict[str, Any]:
+    """render.delivery_json."""
+    properties: dict[str, Any] = {
+        "id": {"type": "integer"},
+        "event_id": {"type": "string", "description": "The webhook-id header."},
+        "type": {"type": "string", "enum": [*EVENT_TYPES, TEST_EVENT]},
+        "job_id": {"type": ["string", "null"], "format": "uuid"},
+        "state": {"type": "string", "enum": ["pending", "succeeded", "retrying", "failed"]},
+        "attempts": {"type": "integer", "minimum": 0},
+        "last_status_code": {"type": ["integer", "null"]},
+        "last_error": {"type": ["string", "null"]},
+        "duration_ms": {"type": ["integer", "null"]},
+        "next_attempt_at": OPTIONAL_TIMESTAMP,
+        "created_at": TIMESTAMP,
+        "delivered_at": OPTIONAL_TIMESTAMP,
+    }
+    return {
+        "type": "object",
+        "required": list(properties),
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
 def schedule() -> dict[str, Any]:
     """render.schedule_json."""
     properties: dict[str, Any] = {
@@ -484,10 +600,10 @@ def schedule() -> dict[str, Any]:
         "params": {"type": "object"},
         "format": {"type": "string", "enum": list(FORMATS)},
         "notify": {
-            "type": ["object", "null"],
-            "required": ["email"],
+            "type": "object",
+            "required": ["email", "webhook"],
             "additionalProperties": False,
-            "properties": {"email": {"type": "string"}},
+            "properties": {"email": {"type": ["string", "null"]}, "webhook": {"type": "boolean"}},
         },
         "cron": {"type": "string"},
         "timezone": {"type": "string"},
@@ -708,6 +824,13 @@ def component_schemas(catalog: Catalog) -> dict[str, Any]:
         "ListSchedulesQuery": LIST_SCHEDULES_QUERY,
         "Schedule": schedule(),
         "ScheduleList": page_of("Schedule"),
+        "WebhookEndpointRequest": WEBHOOK_ENDPOINT_REQUEST,
+        "WebhookEndpointPatch": WEBHOOK_ENDPOINT_PATCH,
+        "WebhookEndpoint": webhook_endpoint(),
+        "WebhookEndpointWithSecret": webhook_endpoint(with_secret=True),
+        "WebhookEndpointList": page_of("WebhookEndpoint"),
+        "WebhookDelivery": webhook_delivery(),
+        "WebhookDeliveryList": page_of("WebhookDelivery"),
         "Kinds": kinds(),
         "Problem": problem(),
         "ValidationProblem": {

@@ -100,7 +100,7 @@ def fenced(conn: Connection, query: str, **params: Any) -> Row:
     return row
 
 
-def keyset_after(before: tuple[datetime.datetime, uuid.UUID] | None) -> dict[str, Any]:
+def keyset_after(before: tuple[datetime.datetime, uuid.UUID | int] | None) -> dict[str, Any]:
     """The parameters of a newest-first keyset page's WHERE (created_at, id) < before, as
     every list query names them (None: the first page)."""
     return {

@@ -21,6 +21,8 @@ PROJECT_ROOT = (
     else Path(sysconfig.get_path("data")) / "share" / "exports"
 )
 
+_LOOPBACK = ("127.0.0.0/8", "::1/128")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/exports"
 
@@ -70,6 +72,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "sns_ca_bundle": "EXPORTS_SNS_CA_BUNDLE",
     "s3_sse": "EXPORTS_S3_SSE",
     "s3_kms_key_id": "EXPORTS_S3_KMS_KEY_ID",
+    "webhook_allow_networks": "EXPORTS_WEBHOOK_ALLOW_NETWORKS",
 }
 # Hosts SNS signs from and sends SubscribeURLs on (AWS's documented naming, incl. China).
 DEFAULT_SNS_CERT_HOST_PATTERN = r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"
@@ -152,6 +155,18 @@ class Settings:
     # Server-side encryption of stored exports: '' (bucket default), AES256 or aws:kms.
     s3_sse: str = ""
     s3_kms_key_id: str | None = None
+    # Webhooks may go to addresses in these networks even though they are not public (CIDRs).
+    # None: the environment's default, loopback in development and test, nothing in
+    # production (see allowed_webhook_networks).
+    webhook_allow_networks: tuple[str, ...] | None = None
+
+    @property
+    def allowed_webhook_networks(self) -> tuple[IPNetwork, ...]:
+        """The networks webhooks may reach although not public (EXPORTS_WEBHOOK_ALLOW_NETWORKS)."""
+        networks = self.webhook_allow_networks
+        if networks is None:
+            networks = () if self.is_production else _LOOPBACK
+        return tuple(ipaddress.ip_network(n) for n in networks)
 
     @property
     def is_production(self) -> bool:
@@ -261,6 +276,7 @@ class Settings:
             sentry_release=reader.optional("SENTRY_RELEASE"),
             sentry_environment=reader.optional("SENTRY_ENVIRONMENT"),
             sns_topic_arns=reader.sns_topic_arns("EXPORTS_SNS_TOPIC_ARNS"),
+            webhook_allow_networks=reader.networks("EXPORTS_WEBHOOK_ALLOW_NETWORKS"),
             sns_max_age_seconds=reader.integer(
                 "EXPORTS_SNS_MAX_AGE_SECONDS", cls.sns_max_age_seconds, 60, 24 * 3600
             ),
@@ -342,6 +358,18 @@ class _Reader:
             if not _SNS_TOPIC_ARN.match(arn):
                 self.errors.append(f"{name}: {arn!r} is not an SNS topic ARN")
         return arns
+
+    def networks(self, name: str) -> tuple[str, ...] | None:
+        raw = self.env.get(name)
+        if raw is None:
+            return None
+        networks = tuple(n.strip() for n in raw.split(",") if n.strip())
+        for network in networks:
+            try:
+                ipaddress.ip_network(network)
+            except ValueError:
+                self.errors.append(f"{name}: {network!r} is not a network like 10.0.0.0/8")
+        return networks
 
     def pattern(self, name: str, default: str) -> str:
         value = self.text(name, default)

@@ -49,7 +49,7 @@ class Message:
 def add_message(
     conn: Connection,
     topic: str,
-    job_id: uuid.UUID,
+    job_id: uuid.UUID | None,
     *,
     max_attempts: int,
     payload: dict[str, Any] | None = None,

@@ -67,6 +67,7 @@ class Schedule:
     last_run_at: dt.datetime | None
     last_job_id: uuid.UUID | None
     last_skip_reason: str | None
+    notify_webhook: bool
     idempotency_key: str | None
     request_fingerprint: str | None
     created_at: dt.datetime
@@ -91,6 +92,7 @@ class Schedule:
             params=self.params,
             format=self.format,
             notify_email=self.notify_email,
+            notify_webhook=self.notify_webhook,
         )
 
     def upcoming(self, count: int = UPCOMING_RUNS) -> list[dt.datetime]:
@@ -166,6 +168,7 @@ def create_schedule(
             "params": Jsonb(export.params),
             "format": export.format,
             "notify_email": export.notify_email,
+            "notify_webhook": export.notify_webhook,
             "cron": timing.cron,
             "timezone": timing.timezone,
             "enabled": enabled,
@@ -352,5 +355,10 @@ def database_now(conn: Connection) -> dt.datetime:
 
 def _fingerprint(export: ExportRequest, timing: Timing, enabled: bool) -> str:
     return request_fingerprint(
-        {**export.__dict__, "cron": timing.cron, "timezone": timing.timezone, "enabled": enabled}
+        {
+            **export.fingerprint_fields(),
+            "cron": timing.cron,
+            "timezone": timing.timezone,
+            "enabled": enabled,
+        }
     )

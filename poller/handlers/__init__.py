@@ -10,10 +10,12 @@ from __future__ import annotations
 from psycopg_pool import ConnectionPool
 
 from app.exports.topics import EXPORT_NOTIFY, EXPORT_RUN
+from app.notifications import webhooks
 from app.platform.services import Services
 from poller.core.handler import Handler
 from poller.handlers.export_notify import ExportNotify
 from poller.handlers.export_run import ExportRun
+from poller.handlers.webhook_deliver import WebhookDeliver
 from poller.mail import Mailer
 
 
@@ -24,4 +26,5 @@ def build_handlers(
     return {
         EXPORT_RUN: ExportRun(services, source_pool),
         EXPORT_NOTIFY: ExportNotify(services, mailer),
+        webhooks.TOPIC: WebhookDeliver(services),
     }

@@ -259,6 +259,7 @@ def schedule(**overrides: object) -> Schedule:
         "last_run_at": None,
         "last_job_id": None,
         "last_skip_reason": None,
+        "notify_webhook": True,
         "idempotency_key": None,
         "request_fingerprint": None,
         "created_at": utc(2024, 3, 20),

@@ -79,6 +79,8 @@ EVERY_VARIABLE: list[tuple[str, str, str, Any]] = [
     ("EXPORTS_API_KEY_CACHE_SECONDS", "0", "api_key_cache_seconds", 0.0),
     ("EXPORTS_METRICS_PORT", "9200", "metrics_port", 9200),
     ("EXPORTS_METRICS_BIND", "127.0.0.1", "metrics_bind", "127.0.0.1"),
+    ("EXPORTS_WEBHOOK_ALLOW_NETWORKS", "10.0.0.0/8, fd00::/8", "webhook_allow_networks",
+     ("10.0.0.0/8", "fd00::/8")),
     ("EXPORTS_MAX_ACTIVE_PER_OWNER", "0", "max_active_per_owner", 0),
     ("EXPORTS_MAX_SCHEDULES_PER_OWNER", "3", "max_schedules_per_owner", 3),
     ("EXPORTS_DEDUPE_SECONDS", "2.5", "dedupe_seconds", 2.5),
@@ -197,6 +199,7 @@ def test_all_bad_variables_are_reported_in_one_error() -> None:
         ("EXPORTS_LOG_FORMAT", "xml"),
         ("EXPORTS_MAX_ACTIVE_PER_OWNER", "-1"),
         ("EXPORTS_METRICS_BIND", "everywhere"),
+        ("EXPORTS_WEBHOOK_ALLOW_NETWORKS", "10.0.0.0/33"),
         ("EXPORTS_DEDUPE_SECONDS", "3601"),
         ("EXPORTS_POLLER_STALL_SECONDS", "0"),
         ("EXPORTS_POLLER_STALL_SECONDS", "2"),  # under 3 x the 1 s default poll interval
@@ -288,6 +291,7 @@ def test_to_env_round_trips_every_setting(tmp_path: Path) -> None:
         sentry_environment="staging",
         metrics_port=9200,
         metrics_bind="::1",
+        webhook_allow_networks=("192.168.0.0/16",),
         max_active_per_owner=2,
         max_schedules_per_owner=7,
         dedupe_seconds=0.0,
@@ -325,3 +329,11 @@ def test_presigned_urls_live_at_most_five_minutes() -> None:
     assert Settings.from_env({"EXPORTS_PRESIGN_SECONDS": "300"}).presign_seconds == 300
     with pytest.raises(ConfigError, match="EXPORTS_PRESIGN_SECONDS=301 must be between 10 and 300"):
         Settings.from_env({"EXPORTS_PRESIGN_SECONDS": "301"})
+
+
+def test_webhooks_may_reach_loopback_outside_production_only() -> None:
+    development = Settings.from_env({})
+    production = Settings.from_env({"EXPORTS_ENV": "production", "EXPORTS_SECRET_KEY": "k" * 40})
+
+    assert [str(n) for n in development.allowed_webhook_networks] == ["127.0.0.0/8", "::1/128"]
+    assert production.allowed_webhook_networks == ()

@@ -40,7 +40,7 @@ def protected_routes(app: Flask) -> list[tuple[str, str, Rule]]:
             continue
         url = rule.rule
         for name in rule.arguments:
-            url = url.replace(f"<uuid:{name}>", str(uuid.uuid4()))
+            url = url.replace(f"<uuid:{name}>", str(uuid.uuid4())).replace(f"<int:{name}>", "42")
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             routes.append((method, url, rule))
     return routes
@@ -210,11 +210,21 @@ def test_a_key_acts_for_its_tenant(
 
 @pytest.fixture
 def resources(client: FlaskClient) -> dict[str, str]:
-    """One export and one schedule of tenant "default": {URL argument name: id}."""
+    """One export, schedule, webhook endpoint and delivery of tenant "default":
+    {URL argument name: id}."""
     job = submit(client, owner_id="user-1")
     schedule = client.post("/v1/schedules", json=SCHEDULE)
     assert schedule.status_code == 201, schedule.get_json()
-    return {"job_id": job["id"], "schedule_id": schedule.get_json()["id"]}
+    endpoint = client.post("/v1/webhook-endpoints", json={"url": "http://127.0.0.1:9/hook"})
+    assert endpoint.status_code == 201, endpoint.get_json()
+    endpoint_id = endpoint.get_json()["id"]
+    delivery = client.post(f"/v1/webhook-endpoints/{endpoint_id}/test").get_json()
+    return {
+        "job_id": job["id"],
+        "schedule_id": schedule.get_json()["id"],
+        "endpoint_id": endpoint_id,
+        "delivery_id": str(delivery["id"]),
+    }
 
 
 def test_another_tenants_resources_are_404_on_every_route(
@@ -234,6 +244,7 @@ def test_another_tenants_resources_are_404_on_every_route(
         url = rule.rule
         for name in rule.arguments:
             url = url.replace(f"<uuid:{name}>", resources[name])
+            url = url.replace(f"<int:{name}>", resources[name])
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             body = {"enabled": False} if method in ("PATCH", "PUT") else None
             response = other_tenant_client.open(url, method=method, json=body)
@@ -244,6 +255,10 @@ def test_another_tenants_resources_are_404_on_every_route(
     assert "GET /v1/exports/<uuid:job_id>" in checked
     assert "POST /v1/exports/<uuid:job_id>/cancel" in checked
     assert "GET /v1/schedules/<uuid:schedule_id>" in checked
+    assert "POST /v1/webhook-endpoints/<uuid:endpoint_id>/rotate-secret" in checked
+    assert "POST /v1/webhook-deliveries/<int:delivery_id>/retry" in checked
+    endpoint = client.get(f"/v1/webhook-endpoints/{resources['endpoint_id']}").get_json()
+    assert endpoint["enabled"] is True
     # Nothing the other tenant tried changed anything.
     assert job_row(db, resources["job_id"])["state"] == "queued"
     schedule = client.get(f"/v1/schedules/{resources['schedule_id']}")

@@ -48,7 +48,7 @@ def test_create_answers_201_with_location_and_the_next_runs(client: FlaskClient)
         k: BODY[k] for k in ("owner_id", "kind", "format", "cron", "timezone")
     }
     assert schedule["params"] == {"since": None, "status": "shipped"}  # defaults filled in
-    assert schedule["notify"] == {"email": "owner@example.com"}
+    assert schedule["notify"] == {"email": "owner@example.com", "webhook": True}
     assert schedule["enabled"] is True
     assert (schedule["last_run_at"], schedule["last_job_id"]) == (None, None)
     runs = [parse(t) for t in schedule["next_runs"]]

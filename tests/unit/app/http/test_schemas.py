@@ -75,7 +75,7 @@ def test_errors_are_keyed_by_json_pointer_in_schema_order() -> None:
         ({"owner_id": "u", "kind": "orders", "format": "csv", "params": {"pause": True}},
          "/params/pause", "must be a number"),
         ({"owner_id": "u", "kind": "orders", "format": "csv", "params": {"pause": 1},
-          "notify": {}}, "/notify/email", "is required"),
+          "notify": {"webhook": "yes"}}, "/notify/webhook", "must be true or false"),
     ],
 )  # fmt: skip
 def test_messages_say_what_is_wrong(body: Any, pointer: str, message: str) -> None:
