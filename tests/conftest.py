@@ -29,6 +29,7 @@ pytest_plugins = [
     "tests.support.aws",
     "tests.support.sns",
     "tests.support.api_server",
+    "tests.support.webhook_receiver",
 ]
 
 TEST_KINDS = Path(__file__).parent / "support" / "kinds"

@@ -48,6 +48,8 @@ class WebhookDeliver:
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.connect_seconds = CONNECT_SECONDS
+        self.total_seconds = TOTAL_SECONDS
 
     def handle(self, lease: Lease) -> Settled:
         """Send the delivery the message names; settle it on a 2xx or 410, else raise."""
@@ -142,7 +144,7 @@ class WebhookDeliver:
                 redirect=False,
                 retries=False,
                 preload_content=False,
-                timeout=urllib3.Timeout(connect=CONNECT_SECONDS, total=TOTAL_SECONDS),
+                timeout=urllib3.Timeout(connect=self.connect_seconds, total=self.total_seconds),
             )
             try:
                 answer.read(MAX_RESPONSE_READ)  # and no more: the rest is not ours to read
