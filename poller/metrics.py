@@ -49,3 +49,19 @@ SCHEDULE_SLOTS_SKIPPED = Counter(
 STALE_WORKERS_REMOVED = Counter(
     "exports_stale_workers_removed", "exports.workers rows removed after their heartbeats stopped."
 )
+WEBHOOK_DELIVERIES = Counter(
+    "exports_webhook_deliveries",
+    "Webhook delivery attempts, by outcome (delivered: 2xx; retry: will try again; failed: "
+    "gave up; gone: 410, endpoint disabled; not_sent: the address was refused).",
+    ["outcome"],
+)
+WEBHOOK_SECONDS = Histogram(
+    "exports_webhook_delivery_duration_seconds",
+    "Time one webhook POST took, from connecting to the answer read.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+WEBHOOK_ENDPOINTS_DISABLED = Counter(
+    "exports_webhook_endpoints_disabled",
+    "Webhook endpoints the service disabled, by reason (gone: 410; failing: 5 days).",
+    ["reason"],
+)

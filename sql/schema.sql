@@ -797,6 +797,124 @@ COMMENT ON VIEW exports.failing IS 'Dead messages and messages that failed at le
 
 
 --
+-- Name: webhook_deliveries; Type: TABLE; Schema: exports; Owner: -
+--
+
+CREATE TABLE exports.webhook_deliveries (
+    id bigint NOT NULL,
+    endpoint_id uuid NOT NULL,
+    event_id text NOT NULL,
+    event_type text NOT NULL,
+    job_id uuid,
+    payload jsonb,
+    state text DEFAULT 'pending'::text NOT NULL,
+    attempts integer DEFAULT 0 NOT NULL,
+    last_status_code integer,
+    last_error text,
+    last_duration_ms integer,
+    next_attempt_at timestamp with time zone DEFAULT now(),
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    delivered_at timestamp with time zone,
+    CONSTRAINT webhook_deliveries_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'succeeded'::text, 'retrying'::text, 'failed'::text])))
+);
+
+
+--
+-- Name: TABLE webhook_deliveries; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON TABLE exports.webhook_deliveries IS 'One event to one endpoint: what is sent, and how sending it went. Each is delivered by a webhook.deliver outbox message queued in the transaction that ended the job.';
+
+
+--
+-- Name: COLUMN webhook_deliveries.event_id; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.webhook_deliveries.event_id IS 'The webhook-id header: the same for every attempt (and a manual retry), the receiver''s deduplication key.';
+
+
+--
+-- Name: COLUMN webhook_deliveries.payload; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.webhook_deliveries.payload IS 'The body sent: {type, timestamp, data: the job as GET /v1/exports/{id} showed it}, rendered at the first attempt and sent unchanged by every later one (NULL until then).';
+
+
+--
+-- Name: COLUMN webhook_deliveries.state; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.webhook_deliveries.state IS 'pending: not tried yet; retrying: failed, will try again at next_attempt_at; succeeded: a 2xx; failed: gave up (out of attempts, 410, or the endpoint is disabled).';
+
+
+--
+-- Name: webhook_endpoints; Type: TABLE; Schema: exports; Owner: -
+--
+
+CREATE TABLE exports.webhook_endpoints (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    tenant text NOT NULL,
+    url text NOT NULL,
+    description text DEFAULT ''::text NOT NULL,
+    events text[] NOT NULL,
+    enabled boolean DEFAULT true NOT NULL,
+    secret text NOT NULL,
+    previous_secret text,
+    previous_secret_expires_at timestamp with time zone,
+    disabled_reason text,
+    last_success_at timestamp with time zone,
+    failing_since timestamp with time zone,
+    idempotency_key text,
+    request_fingerprint text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT webhook_endpoints_url_check CHECK ((url ~ '^https?://'::text))
+);
+
+
+--
+-- Name: TABLE webhook_endpoints; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON TABLE exports.webhook_endpoints IS 'Where a tenant''s app wants to be told that an export ended (POST /v1/webhook-endpoints). Changed by app/notifications/webhooks.py.';
+
+
+--
+-- Name: COLUMN webhook_endpoints.events; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.webhook_endpoints.events IS 'Event types it receives: export.succeeded, export.failed, export.cancelled, export.expired.';
+
+
+--
+-- Name: COLUMN webhook_endpoints.secret; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.webhook_endpoints.secret IS 'The whsec_ signing secret (Standard Webhooks); shown to the app only when created or rotated.';
+
+
+--
+-- Name: COLUMN webhook_endpoints.previous_secret; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.webhook_endpoints.previous_secret IS 'The secret before the last rotation: deliveries are signed with both until previous_secret_expires_at (24 h after the rotation).';
+
+
+--
+-- Name: COLUMN webhook_endpoints.disabled_reason; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.webhook_endpoints.disabled_reason IS 'Why the service disabled it (410 Gone, or failing for 5 days); NULL when the app did.';
+
+
+--
+-- Name: COLUMN webhook_endpoints.failing_since; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.webhook_endpoints.failing_since IS 'When deliveries started failing with no success since; 5 days of it disable the endpoint.';
+
+
+--
 -- Name: job_timeline; Type: VIEW; Schema: exports; Owner: -
 --
 
@@ -903,7 +1021,18 @@ CREATE VIEW exports.job_timeline AS
             o.last_error,
             7
            FROM exports.outbox o
-          WHERE (o.dead_at IS NOT NULL)) events
+          WHERE (o.dead_at IS NOT NULL)
+        UNION ALL
+         SELECT d.job_id,
+            COALESCE(d.delivered_at, d.created_at) AS "coalesce",
+            NULL::bigint,
+            'webhook.deliver'::text,
+            d.attempts,
+            ('webhook '::text || d.state),
+            ((((d.event_type || ' to '::text) || e.url) || COALESCE(((' ('::text || d.last_status_code) || ')'::text), ''::text)) || COALESCE((': '::text || d.last_error), ''::text)),
+            10
+           FROM (exports.webhook_deliveries d
+             JOIN exports.webhook_endpoints e ON ((e.id = d.endpoint_id)))) events
   ORDER BY events.at, events.seq, events.message_id;
 
 
@@ -932,7 +1061,7 @@ COMMENT ON COLUMN exports.job_timeline.attempt IS 'Attempt the event belongs to,
 -- Name: COLUMN job_timeline.event; Type: COMMENT; Schema: exports; Owner: -
 --
 
-COMMENT ON COLUMN exports.job_timeline.event IS 'job created/started/<final state>, email sent, message queued/last claimed/failed/done/dead.';
+COMMENT ON COLUMN exports.job_timeline.event IS 'job created/started/<final state>, email sent, message queued/last claimed/failed/done/dead, webhook pending/succeeded/retrying/failed.';
 
 
 --
@@ -1351,57 +1480,6 @@ COMMENT ON COLUMN exports.stuck.why IS 'The first reason that applies.';
 
 
 --
--- Name: webhook_deliveries; Type: TABLE; Schema: exports; Owner: -
---
-
-CREATE TABLE exports.webhook_deliveries (
-    id bigint NOT NULL,
-    endpoint_id uuid NOT NULL,
-    event_id text NOT NULL,
-    event_type text NOT NULL,
-    job_id uuid,
-    payload jsonb,
-    state text DEFAULT 'pending'::text NOT NULL,
-    attempts integer DEFAULT 0 NOT NULL,
-    last_status_code integer,
-    last_error text,
-    last_duration_ms integer,
-    next_attempt_at timestamp with time zone DEFAULT now(),
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    delivered_at timestamp with time zone,
-    CONSTRAINT webhook_deliveries_state_check CHECK ((state = ANY (ARRAY['pending'::text, 'succeeded'::text, 'retrying'::text, 'failed'::text])))
-);
-
-
---
--- Name: TABLE webhook_deliveries; Type: COMMENT; Schema: exports; Owner: -
---
-
-COMMENT ON TABLE exports.webhook_deliveries IS 'One event to one endpoint: what is sent, and how sending it went. Each is delivered by a webhook.deliver outbox message queued in the transaction that ended the job.';
-
-
---
--- Name: COLUMN webhook_deliveries.event_id; Type: COMMENT; Schema: exports; Owner: -
---
-
-COMMENT ON COLUMN exports.webhook_deliveries.event_id IS 'The webhook-id header: the same for every attempt (and a manual retry), the receiver''s deduplication key.';
-
-
---
--- Name: COLUMN webhook_deliveries.payload; Type: COMMENT; Schema: exports; Owner: -
---
-
-COMMENT ON COLUMN exports.webhook_deliveries.payload IS 'The body sent: {type, timestamp, data: the job as GET /v1/exports/{id} showed it}, rendered at the first attempt and sent unchanged by every later one (NULL until then).';
-
-
---
--- Name: COLUMN webhook_deliveries.state; Type: COMMENT; Schema: exports; Owner: -
---
-
-COMMENT ON COLUMN exports.webhook_deliveries.state IS 'pending: not tried yet; retrying: failed, will try again at next_attempt_at; succeeded: a 2xx; failed: gave up (out of attempts, 410, or the endpoint is disabled).';
-
-
---
 -- Name: webhook_deliveries_id_seq; Type: SEQUENCE; Schema: exports; Owner: -
 --
 
@@ -1416,70 +1494,36 @@ ALTER TABLE exports.webhook_deliveries ALTER COLUMN id ADD GENERATED ALWAYS AS I
 
 
 --
--- Name: webhook_endpoints; Type: TABLE; Schema: exports; Owner: -
+-- Name: webhook_failures; Type: VIEW; Schema: exports; Owner: -
 --
 
-CREATE TABLE exports.webhook_endpoints (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    tenant text NOT NULL,
-    url text NOT NULL,
-    description text DEFAULT ''::text NOT NULL,
-    events text[] NOT NULL,
-    enabled boolean DEFAULT true NOT NULL,
-    secret text NOT NULL,
-    previous_secret text,
-    previous_secret_expires_at timestamp with time zone,
-    disabled_reason text,
-    last_success_at timestamp with time zone,
-    failing_since timestamp with time zone,
-    idempotency_key text,
-    request_fingerprint text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT webhook_endpoints_url_check CHECK ((url ~ '^https?://'::text))
-);
-
-
---
--- Name: TABLE webhook_endpoints; Type: COMMENT; Schema: exports; Owner: -
---
-
-COMMENT ON TABLE exports.webhook_endpoints IS 'Where a tenant''s app wants to be told that an export ended (POST /v1/webhook-endpoints). Changed by app/notifications/webhooks.py.';
+CREATE VIEW exports.webhook_failures AS
+ SELECT d.id AS delivery_id,
+    e.tenant,
+    e.id AS endpoint_id,
+    e.url,
+    e.enabled,
+    e.disabled_reason,
+    d.event_id,
+    d.event_type,
+    d.job_id,
+    d.state,
+    d.attempts,
+    d.last_status_code,
+    d.last_error,
+    d.next_attempt_at,
+    d.created_at
+   FROM (exports.webhook_deliveries d
+     JOIN exports.webhook_endpoints e ON ((e.id = d.endpoint_id)))
+  WHERE (d.state = ANY (ARRAY['retrying'::text, 'failed'::text]))
+  ORDER BY d.created_at DESC, d.id DESC;
 
 
 --
--- Name: COLUMN webhook_endpoints.events; Type: COMMENT; Schema: exports; Owner: -
+-- Name: VIEW webhook_failures; Type: COMMENT; Schema: exports; Owner: -
 --
 
-COMMENT ON COLUMN exports.webhook_endpoints.events IS 'Event types it receives: export.succeeded, export.failed, export.cancelled, export.expired.';
-
-
---
--- Name: COLUMN webhook_endpoints.secret; Type: COMMENT; Schema: exports; Owner: -
---
-
-COMMENT ON COLUMN exports.webhook_endpoints.secret IS 'The whsec_ signing secret (Standard Webhooks); shown to the app only when created or rotated.';
-
-
---
--- Name: COLUMN webhook_endpoints.previous_secret; Type: COMMENT; Schema: exports; Owner: -
---
-
-COMMENT ON COLUMN exports.webhook_endpoints.previous_secret IS 'The secret before the last rotation: deliveries are signed with both until previous_secret_expires_at (24 h after the rotation).';
-
-
---
--- Name: COLUMN webhook_endpoints.disabled_reason; Type: COMMENT; Schema: exports; Owner: -
---
-
-COMMENT ON COLUMN exports.webhook_endpoints.disabled_reason IS 'Why the service disabled it (410 Gone, or failing for 5 days); NULL when the app did.';
-
-
---
--- Name: COLUMN webhook_endpoints.failing_since; Type: COMMENT; Schema: exports; Owner: -
---
-
-COMMENT ON COLUMN exports.webhook_endpoints.failing_since IS 'When deliveries started failing with no success since; 5 days of it disable the endpoint.';
+COMMENT ON VIEW exports.webhook_failures IS 'Webhook deliveries that failed for good or are waiting to retry, newest first: which endpoint (and whether it is still enabled), which event, the last status and error.';
 
 
 --

@@ -28,6 +28,7 @@ from app.platform.services import Services
 from app.platform.version import package_version
 from app.queue import outbox
 from app.queue.outbox import Message
+from poller import metrics
 from poller.core.handler import Settled
 from poller.core.lease import Lease
 
@@ -68,21 +69,31 @@ class WebhookDeliver:
             body = webhooks.fix_payload(conn, delivery.id, self._payload(conn, delivery))
         lease.check()
         attempt = self._post(delivery, json.dumps(body, separators=(",", ":")))
+        if attempt.status_code is not None:
+            metrics.WEBHOOK_SECONDS.observe(attempt.duration_ms / 1000)
         with pool.connection() as conn:
             if attempt.status_code is not None and 200 <= attempt.status_code < 300:
                 webhooks.record_success(conn, delivery, attempt)
                 outbox.complete_message(conn, message)
+                metrics.WEBHOOK_DELIVERIES.labels("delivered").inc()
                 log.info("webhook delivered", extra=_context(delivery, attempt))
                 return Settled.BY_HANDLER
             if attempt.status_code == 410:
                 webhooks.record_gone(conn, delivery, attempt)
                 outbox.complete_message(conn, message)
+                metrics.WEBHOOK_DELIVERIES.labels("gone").inc()
+                metrics.WEBHOOK_ENDPOINTS_DISABLED.labels("gone").inc()
                 log.warning("webhook endpoint gone: disabled", extra=_context(delivery, attempt))
                 return Settled.BY_HANDLER
             last = message.is_last_attempt
             retry_in = None if last else webhooks.retry_delay(message.attempts)
             still_enabled = webhooks.record_failure(conn, delivery, attempt, retry_in=retry_in)
+        refused = attempt.status_code is None and (attempt.error or "").startswith("not sent")
+        metrics.WEBHOOK_DELIVERIES.labels(
+            "not_sent" if refused else "failed" if last or not still_enabled else "retry"
+        ).inc()
         if not still_enabled:
+            metrics.WEBHOOK_ENDPOINTS_DISABLED.labels("failing").inc()
             log.warning(
                 "webhook endpoint disabled after failing for 5 days",
                 extra=_context(delivery, attempt),

@@ -1,9 +1,9 @@
 -- exports.job_timeline: everything that happened to one job, in order.
 --   SELECT * FROM exports.job_timeline WHERE job_id = '...';
 -- The filter on job_id reaches every branch of the UNION, so this reads one job's rows.
--- The current definition (created by migration 0005). A database changes only
--- through migrations: to change this, edit it here and run the new text from a new
--- migration (tests/integration/test_schema.py checks that the two agree).
+-- The current definition (created by migration 0005, last changed by 0010).
+-- A database changes only through migrations: to change this, edit it here and run the
+-- new text from a new migration (tests/integration/test_schema.py checks they agree).
 CREATE OR REPLACE VIEW exports.job_timeline AS
 SELECT job_id, at, message_id, topic, attempt, event, detail
 FROM (
@@ -38,6 +38,14 @@ FROM (
     UNION ALL
     SELECT o.job_id, o.dead_at, o.id, o.topic, o.attempts, 'message dead', o.last_error, 7
     FROM exports.outbox o WHERE o.dead_at IS NOT NULL
+    UNION ALL
+    -- Webhook deliveries: how the last attempt to each endpoint went.
+    SELECT d.job_id, coalesce(d.delivered_at, d.created_at), NULL, 'webhook.deliver',
+           d.attempts, 'webhook ' || d.state,
+           d.event_type || ' to ' || e.url
+           || coalesce(' (' || d.last_status_code || ')', '')
+           || coalesce(': ' || d.last_error, ''), 10
+    FROM exports.webhook_deliveries d JOIN exports.webhook_endpoints e ON e.id = d.endpoint_id
 ) AS events
 ORDER BY at, seq, message_id;
 
@@ -50,5 +58,5 @@ COMMENT ON COLUMN exports.job_timeline.message_id IS 'The outbox message; NULL f
 COMMENT ON COLUMN exports.job_timeline.attempt IS 'Attempt the event belongs to, where known.';
 COMMENT ON COLUMN exports.job_timeline.event IS
     'job created/started/<final state>, email sent, message queued/last claimed/failed/'
-    'done/dead.';
+    'done/dead, webhook pending/succeeded/retrying/failed.';
 COMMENT ON COLUMN exports.job_timeline.detail IS 'Error text, poller, or what was asked for.';

@@ -42,6 +42,9 @@ EXPORTS_RELATIONS = [
     "schedules_local",
     "stuck",
     "topics",
+    "webhook_deliveries",
+    "webhook_endpoints",
+    "webhook_failures",
     "workers",
 ]
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from app import create_app
@@ -47,6 +48,14 @@ def retries_due_now(db: psycopg.Connection) -> None:
     )
 
 
+def delivered() -> float:
+    """exports_webhook_deliveries_total{outcome="delivered"} in this process."""
+    sample = REGISTRY.get_sample_value(
+        "exports_webhook_deliveries_total", {"outcome": "delivered"}
+    )
+    return sample or 0.0
+
+
 def verified(secret: str, request: Any) -> dict[str, Any]:
     return Webhook(secret).verify(request.body, request.headers)
 
@@ -58,6 +67,7 @@ def test_an_export_that_ends_is_posted_signed_with_the_job_as_the_api_shows_it(
     start_poller: Callable[..., Poller],
 ) -> None:
     seed_demo_orders(db, 20)
+    delivered_before = delivered()
     endpoint = create_endpoint(client, receiver.url + "/hooks")
     assert endpoint["secret"].startswith("whsec_")
     assert "secret" not in client.get(f"/v1/webhook-endpoints/{endpoint['id']}").get_json()
@@ -75,6 +85,7 @@ def test_an_export_that_ends_is_posted_signed_with_the_job_as_the_api_shows_it(
     link = urlsplit(event["data"]["download_url"]).path
     assert client.get(link).status_code == 200  # the link in the payload downloads the file
     wait_until(lambda: deliveries(db)[0]["state"] == "succeeded", what="recorded")
+    assert delivered() == delivered_before + 1
     listed = client.get(f"/v1/webhook-endpoints/{endpoint['id']}/deliveries").get_json()
     [shown] = listed["items"]
     assert (shown["state"], shown["attempts"], shown["last_status_code"]) == (
