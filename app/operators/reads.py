@@ -55,3 +55,23 @@ def job_timeline(conn: Connection, job_id: uuid.UUID) -> list[Row]:
 def workers(conn: Connection) -> list[Row]:
     """The registered pollers, most recent heartbeat first."""
     return fetch_all(conn, "admin_list_workers")
+
+
+def webhook_endpoints(conn: Connection, *, tenant: str | None, limit: int) -> list[Row]:
+    """Webhook endpoints of every tenant (or one), newest first, without their secrets."""
+    return fetch_all(conn, "admin_list_webhook_endpoints", tenant=tenant, limit=limit)
+
+
+def webhook_deliveries(
+    conn: Connection, *, state: str | None, endpoint_id: uuid.UUID | None, limit: int
+) -> list[Row]:
+    """Webhook deliveries of every tenant, newest first, optionally one state's/endpoint's."""
+    return fetch_all(
+        conn, "admin_webhook_deliveries", state=state, endpoint_id=endpoint_id, limit=limit
+    )
+
+
+def delivery_tenant(conn: Connection, delivery_id: int) -> str | None:
+    """The tenant a webhook delivery belongs to (None: no such delivery)."""
+    rows = fetch_all(conn, "admin_delivery_tenant", id=delivery_id)
+    return rows[0]["tenant"] if rows else None

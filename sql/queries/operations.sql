@@ -59,3 +59,27 @@ LIMIT %(limit)s;
 SELECT id, hostname, pid, version, started_at, last_heartbeat_at,
        now() - last_heartbeat_at AS since_heartbeat, in_flight
 FROM exports.workers ORDER BY last_heartbeat_at DESC;
+
+-- name: admin_list_webhook_endpoints
+-- Every tenant's webhook endpoints (or one tenant's), newest first; never the secrets.
+SELECT id, tenant, url, events, enabled, disabled_reason, last_success_at, failing_since,
+       created_at
+FROM exports.webhook_endpoints
+WHERE (%(tenant)s::text IS NULL OR tenant = %(tenant)s)
+ORDER BY created_at DESC, id DESC
+LIMIT %(limit)s;
+
+-- name: admin_webhook_deliveries
+-- Deliveries of every tenant, newest first, optionally of one state and endpoint.
+SELECT d.id, e.tenant, d.endpoint_id, e.url, d.event_id, d.event_type, d.job_id, d.state,
+       d.attempts, d.last_status_code, d.last_error, d.next_attempt_at, d.created_at
+FROM exports.webhook_deliveries d JOIN exports.webhook_endpoints e ON e.id = d.endpoint_id
+WHERE (%(state)s::text IS NULL OR d.state = %(state)s)
+  AND (%(endpoint_id)s::uuid IS NULL OR d.endpoint_id = %(endpoint_id)s)
+ORDER BY d.created_at DESC, d.id DESC
+LIMIT %(limit)s;
+
+-- name: admin_delivery_tenant
+SELECT e.tenant FROM exports.webhook_deliveries d
+JOIN exports.webhook_endpoints e ON e.id = d.endpoint_id
+WHERE d.id = %(id)s;

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner, Result
 
+from app.notifications import webhooks
 from app.operators.cli import cli
 from tests.support.exports import job_row, messages
 from tests.support.operations import failed_job, queued_job
@@ -178,3 +179,28 @@ def test_an_unmigrated_database_says_to_migrate(database_url: str) -> None:
 
     assert result.exit_code == 1
     assert "no exports schema yet: run `exports-admin migrate`" in result.output
+
+
+def test_webhooks_list_deliveries_and_retry(run: Any, db: psycopg.Connection) -> None:
+    request = webhooks.EndpointRequest("http://127.0.0.1:9/h", webhooks.EVENT_TYPES, "", True)
+    endpoint, _ = webhooks.create_endpoint(db, "acme", request, idempotency_key=None)
+    delivery_id = webhooks.send_test_event(db, "acme", endpoint.id)
+
+    [listed] = ok_json(run("webhooks", "list", "--json"))["endpoints"]
+    [delivery] = ok_json(run("webhooks", "deliveries", "--json"))["deliveries"]
+    retried = ok_json(run("webhooks", "retry", str(delivery_id), "--json"))["delivery"]
+    missing = run("webhooks", "retry", "424242")
+
+    assert (listed["id"], listed["tenant"]) == (str(endpoint.id), "acme")
+    assert "secret" not in listed
+    assert (delivery["id"], delivery["state"], delivery["event_type"]) == (
+        delivery_id,
+        "pending",
+        "webhook.test",
+    )
+    assert retried["event_id"] == delivery["event_id"]  # the same webhook-id
+    assert missing.exit_code == 1
+    queued = db.execute(
+        "SELECT count(*) AS n FROM exports.outbox WHERE topic = 'webhook.deliver'"
+    ).fetchone()
+    assert queued["n"] == 2  # the test event's message, and the retry's

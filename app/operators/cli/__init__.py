@@ -13,7 +13,7 @@ import click
 import psycopg
 import sqlalchemy.exc
 
-from app.operators.cli import jobs, keys, setup
+from app.operators.cli import jobs, keys, setup, webhooks
 from app.platform.logs import redact
 from app.platform.settings import ConfigError, Settings
 
@@ -65,5 +65,6 @@ for command in (
     keys.create_key,
     keys.revoke_key,
     keys.list_keys,
+    webhooks.webhooks,
 ):
     cli.add_command(command)

@@ -13,6 +13,7 @@ import click
 
 from app.exports import jobs
 from app.exports.topics import EXPORT_NOTIFY, EXPORT_RUN
+from app.notifications.webhooks import TOPIC as WEBHOOK_TOPIC
 from app.operators import reads
 from app.operators.cli.common import (
     Duration,
@@ -159,7 +160,7 @@ def cancel(job_id: uuid.UUID, as_json: bool) -> None:
 @click.command("requeue-dead")
 @click.option(
     "--topic",
-    type=click.Choice([EXPORT_RUN, EXPORT_NOTIFY]),
+    type=click.Choice([EXPORT_RUN, EXPORT_NOTIFY, WEBHOOK_TOPIC]),
     help="Only this topic [default: all].",
 )
 @click.option(
