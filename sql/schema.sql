@@ -72,6 +72,7 @@ CREATE TABLE exports.jobs (
     email_status_at timestamp with time zone,
     email_status_detail text,
     notify_webhook boolean DEFAULT true NOT NULL,
+    notify_email_masked text,
     CONSTRAINT jobs_email_status_check CHECK ((email_status = ANY (ARRAY['pending'::text, 'sent'::text, 'failed'::text, 'delivered'::text, 'bounced'::text, 'complained'::text, 'suppressed'::text]))),
     CONSTRAINT jobs_finished_has_time CHECK (((state = ANY (ARRAY['queued'::text, 'running'::text])) OR (finished_at IS NOT NULL))),
     CONSTRAINT jobs_format_check CHECK ((format = ANY (ARRAY['csv'::text, 'csv.gz'::text]))),
@@ -113,6 +114,13 @@ COMMENT ON COLUMN exports.jobs.kind IS 'Export kind: the file name of a query in
 --
 
 COMMENT ON COLUMN exports.jobs.params IS 'Validated parameters for the kind''s query.';
+
+
+--
+-- Name: COLUMN jobs.notify_email; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.jobs.notify_email IS 'Where the link is emailed, encrypted (a Fernet token: app/platform/crypto.py); NULL: no email.';
 
 
 --
@@ -218,6 +226,13 @@ COMMENT ON COLUMN exports.jobs.email_status_detail IS 'Why, without the address:
 --
 
 COMMENT ON COLUMN exports.jobs.notify_webhook IS 'Whether the tenant''s webhook endpoints hear of this job (notify.webhook in the request).';
+
+
+--
+-- Name: COLUMN jobs.notify_email_masked; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.jobs.notify_email_masked IS 'notify_email masked for people (a***@example.com).';
 
 
 --
@@ -713,7 +728,8 @@ CREATE TABLE exports.email_suppressions (
     first_seen_at timestamp with time zone DEFAULT now() NOT NULL,
     last_seen_at timestamp with time zone DEFAULT now() NOT NULL,
     source_message_id text NOT NULL,
-    CONSTRAINT email_suppressions_address_check CHECK (((address = lower(address)) AND (address <> ''::text))),
+    address_index text NOT NULL,
+    address_masked text NOT NULL,
     CONSTRAINT email_suppressions_reason_check CHECK ((reason = ANY (ARRAY['bounce'::text, 'complaint'::text])))
 );
 
@@ -729,7 +745,7 @@ COMMENT ON TABLE exports.email_suppressions IS 'Addresses never to email again: 
 -- Name: COLUMN email_suppressions.address; Type: COMMENT; Schema: exports; Owner: -
 --
 
-COMMENT ON COLUMN exports.email_suppressions.address IS 'The email address, lower-cased.';
+COMMENT ON COLUMN exports.email_suppressions.address IS 'The email address (lower-cased), encrypted (a Fernet token).';
 
 
 --
@@ -765,6 +781,20 @@ COMMENT ON COLUMN exports.email_suppressions.last_seen_at IS 'The latest bounce 
 --
 
 COMMENT ON COLUMN exports.email_suppressions.source_message_id IS 'SES message id of the email whose bounce or complaint suppressed it (the latest).';
+
+
+--
+-- Name: COLUMN email_suppressions.address_index; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.email_suppressions.address_index IS 'Blind index of the lower-cased address (HMAC-SHA256 under a key derived from the encryption key): what lookups match. exports-admin unsuppress ADDRESS deletes by it.';
+
+
+--
+-- Name: COLUMN email_suppressions.address_masked; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.email_suppressions.address_masked IS 'The address masked for people (a***@example.com).';
 
 
 --
@@ -890,14 +920,14 @@ COMMENT ON COLUMN exports.webhook_endpoints.events IS 'Event types it receives: 
 -- Name: COLUMN webhook_endpoints.secret; Type: COMMENT; Schema: exports; Owner: -
 --
 
-COMMENT ON COLUMN exports.webhook_endpoints.secret IS 'The whsec_ signing secret (Standard Webhooks); shown to the app only when created or rotated.';
+COMMENT ON COLUMN exports.webhook_endpoints.secret IS 'The whsec_ signing secret, encrypted (a Fernet token); shown to the app only when created or rotated.';
 
 
 --
 -- Name: COLUMN webhook_endpoints.previous_secret; Type: COMMENT; Schema: exports; Owner: -
 --
 
-COMMENT ON COLUMN exports.webhook_endpoints.previous_secret IS 'The secret before the last rotation: deliveries are signed with both until previous_secret_expires_at (24 h after the rotation).';
+COMMENT ON COLUMN exports.webhook_endpoints.previous_secret IS 'The secret before the last rotation, encrypted: deliveries are signed with both until previous_secret_expires_at (24 h after the rotation).';
 
 
 --
@@ -1254,6 +1284,7 @@ CREATE TABLE exports.schedules (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     last_skip_reason text,
     notify_webhook boolean DEFAULT true NOT NULL,
+    notify_email_masked text,
     CONSTRAINT schedules_enabled_has_next_run CHECK ((enabled = (next_run_at IS NOT NULL))),
     CONSTRAINT schedules_last_skip_reason_check CHECK ((last_skip_reason = 'owner_quota'::text))
 );
@@ -1305,7 +1336,7 @@ COMMENT ON COLUMN exports.schedules.format IS 'File format of every job (csv, cs
 -- Name: COLUMN schedules.notify_email; Type: COMMENT; Schema: exports; Owner: -
 --
 
-COMMENT ON COLUMN exports.schedules.notify_email IS 'Where each job''s link is emailed; NULL: no email.';
+COMMENT ON COLUMN exports.schedules.notify_email IS 'Where each job''s link is emailed, encrypted (a Fernet token); NULL: no email.';
 
 
 --
@@ -1393,6 +1424,13 @@ COMMENT ON COLUMN exports.schedules.notify_webhook IS 'notify.webhook of every j
 
 
 --
+-- Name: COLUMN schedules.notify_email_masked; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.schedules.notify_email_masked IS 'notify_email masked for people (a***@example.com).';
+
+
+--
 -- Name: schedules_local; Type: VIEW; Schema: exports; Owner: -
 --
 
@@ -1411,7 +1449,7 @@ CREATE VIEW exports.schedules_local AS
     s.last_run_at,
     s.last_job_id,
     j.state AS last_job_state,
-    s.notify_email,
+    s.notify_email_masked AS notify_email,
     s.params,
     s.created_at,
     s.updated_at
@@ -1634,7 +1672,7 @@ ALTER TABLE exports.api_clients
 --
 
 ALTER TABLE ONLY exports.email_suppressions
-    ADD CONSTRAINT email_suppressions_pkey PRIMARY KEY (address);
+    ADD CONSTRAINT email_suppressions_pkey PRIMARY KEY (address_index);
 
 
 --

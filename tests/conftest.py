@@ -18,6 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import create_app
+from app.platform import crypto
 from app.platform.logs import make_handler
 from app.platform.settings import PROJECT_ROOT, Settings
 from app.tenancy import clients
@@ -33,6 +34,15 @@ pytest_plugins = [
 ]
 
 TEST_KINDS = Path(__file__).parent / "support" / "kinds"
+# Fixed, so the test's processes (API, pollers, CLI) share it; never a production key.
+TEST_ENCRYPTION_KEY = "Agtc5iCMKo3FyoqE-LxNz3m-m8dnfxucEFiolWQyqyA="
+
+
+@pytest.fixture(autouse=True, scope="session")
+def vault() -> crypto.Vault:
+    """The test processes' encryption keys (the API and pollers they start get the same),
+    for tests that store or read addresses through the domain functions directly."""
+    return crypto.configure((TEST_ENCRYPTION_KEY,))
 
 
 @pytest.fixture
@@ -68,6 +78,7 @@ def settings(database_url: str, tmp_path: Path, catalog_dir: Path) -> Settings:
         # Every request checks its key in the database, so a revocation shows at once; the
         # cache is tested in test_auth.py.
         api_key_cache_seconds=0,
+        encryption_keys=(TEST_ENCRYPTION_KEY,),
     )
 
 

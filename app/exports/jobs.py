@@ -24,6 +24,8 @@ from psycopg.types.json import Jsonb
 
 from app.exports.topics import EXPORT_RUN
 from app.notifications import email, webhooks
+from app.platform import crypto
+from app.platform.crypto import mask_address
 from app.platform.db import (
     QUERIES,
     fenced,
@@ -76,8 +78,12 @@ class Job:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
-        """Build from a dict row, ignoring columns this code does not know yet."""
-        return cls(**{f.name: row[f.name] for f in fields(cls)})
+        """Build from a dict row (notify_email decrypted), ignoring columns this code does
+        not know yet."""
+        values = {f.name: row[f.name] for f in fields(cls)}
+        if values["notify_email"] is not None:
+            values["notify_email"] = crypto.vault().decrypt(values["notify_email"])
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -113,6 +119,13 @@ class ExportResult:
     bytes: int
     sha256: str
     content_type: str
+
+
+def sealed_address(column: str, address: str | None) -> dict[str, str | None]:
+    """The query parameters that store an address: `column` encrypted, `column`_masked."""
+    if address is None:
+        return {column: None, f"{column}_masked": None}
+    return {column: crypto.vault().encrypt(address), f"{column}_masked": mask_address(address)}
 
 
 class IdempotencyConflict(Exception):
@@ -194,7 +207,7 @@ def request_export(
             "kind": request.kind,
             "params": Jsonb(request.params),
             "format": request.format,
-            "notify_email": request.notify_email,
+            **sealed_address("notify_email", request.notify_email),
             "notify_webhook": request.notify_webhook,
             "idempotency_key": idempotency_key,
             "request_fingerprint": fingerprint,

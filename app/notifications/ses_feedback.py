@@ -19,6 +19,7 @@ from psycopg import Connection
 
 from app.notifications import email
 from app.notifications.email import FEEDBACK_STATUSES
+from app.platform import crypto
 from app.platform.db import fetch_one
 
 MAX_DETAIL = 200
@@ -120,10 +121,15 @@ def record_delivery_event(conn: Connection, event: DeliveryEvent) -> FeedbackOut
 
 def suppress(conn: Connection, address: str, *, reason: str, detail: str, message_id: str) -> None:
     """Never email `address` again (reason: bounce or complaint); repeats update last_seen."""
+    normalised = normalise_address(address)
+    vault = crypto.vault()
     fetch_one(
         conn,
         "suppress_address",
-        address=normalise_address(address),
+        address=vault.encrypt(normalised),
+        address_index=vault.blind_index(normalised),
+        address_masked=crypto.mask_address(normalised),
+        indexes=vault.blind_indexes(normalised),
         reason=reason,
         detail=detail[:MAX_DETAIL],
         message_id=message_id,
@@ -132,7 +138,14 @@ def suppress(conn: Connection, address: str, *, reason: str, detail: str, messag
 
 def is_suppressed(conn: Connection, address: str) -> bool:
     """True when `address` hard-bounced or complained before."""
-    return fetch_one(conn, "find_suppression", address=normalise_address(address)) is not None
+    indexes = crypto.vault().blind_indexes(normalise_address(address))
+    return fetch_one(conn, "find_suppression", indexes=indexes) is not None
+
+
+def unsuppress(conn: Connection, address: str) -> bool:
+    """Allow `address` again; False when it was not suppressed."""
+    indexes = crypto.vault().blind_indexes(normalise_address(address))
+    return fetch_one(conn, "delete_suppression", indexes=indexes) is not None
 
 
 def normalise_address(address: str) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
+from app.platform import crypto
 from app.platform.db import fetch_all, fetch_one, insert_or_find, keyset_after, request_fingerprint
 from app.queue import outbox
 
@@ -60,8 +61,8 @@ class Endpoint:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Endpoint:
-        """Build from a dict row, ignoring columns this code does not know yet."""
-        return cls(**{f.name: row[f.name] for f in fields(cls)})
+        """Build from a dict row (secrets decrypted), ignoring columns it does not know."""
+        return cls(**_opened({f.name: row[f.name] for f in fields(cls)}))
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,15 @@ class EndpointIdempotencyConflict(Exception):
         self.endpoint = endpoint
 
 
+def _opened(values: dict[str, Any]) -> dict[str, Any]:
+    """`values` with the secrets decrypted (they are stored as Fernet tokens)."""
+    vault = crypto.vault()
+    for name in ("secret", "previous_secret"):
+        if values.get(name) is not None:
+            values[name] = vault.decrypt(values[name])
+    return values
+
+
 def new_secret() -> str:
     """A Standard Webhooks signing secret: whsec_ and 32 random bytes in base64."""
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -107,7 +117,7 @@ def create_endpoint(
             "description": request.description,
             "events": list(request.events),
             "enabled": request.enabled,
-            "secret": new_secret(),
+            "secret": crypto.vault().encrypt(new_secret()),
             "idempotency_key": idempotency_key,
             "request_fingerprint": fingerprint,
         },
@@ -182,7 +192,7 @@ def rotate_secret(conn: Connection, tenant: str, endpoint_id: uuid.UUID) -> Endp
         "rotate_webhook_secret",
         tenant=tenant,
         id=endpoint_id,
-        secret=new_secret(),
+        secret=crypto.vault().encrypt(new_secret()),
         overlap_seconds=ROTATION_OVERLAP_SECONDS,
     )
     if row is None:
@@ -274,8 +284,8 @@ class Delivery:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Delivery:
-        """Build from delivery_to_send's row."""
-        return cls(**{f.name: row[f.name] for f in fields(cls)})
+        """Build from delivery_to_send's row (secrets decrypted)."""
+        return cls(**_opened({f.name: row[f.name] for f in fields(cls)}))
 
     def signing_secrets(self, now: dt.datetime) -> list[str]:
         """The current secret, and the previous one while the rotation overlap lasts."""

@@ -9,6 +9,7 @@ from psycopg_pool import ConnectionPool
 
 from app.exports.catalog import Catalog, load_catalog
 from app.exports.links import LinkSigner
+from app.platform import crypto
 from app.platform.db import open_pool
 from app.platform.settings import Settings
 from app.storage import Storage, storage_from_settings
@@ -32,6 +33,7 @@ class Services:
     ) -> Services:
         """Load and check the catalog first (a broken one stops start-up), then connect."""
         catalog = load_catalog(settings.catalog_dir)
+        crypto.configure(settings.encryption_keys)
         storage = storage_from_settings(settings)
         links = LinkSigner(settings.secret_key, settings.public_url, settings.retention_seconds)
         pool = open_pool(settings.database_url, name=name, max_size=pool_size, timeout=pool_timeout)

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.fernet import Fernet
+
 # Where sql/, migrations/ and alembic.ini are (and var/ for local files): next to app/ in a
 # checkout or an editable install; under <prefix>/share/exports in a wheel install (the
 # image), where setup.py puts them as data files.
@@ -22,6 +24,13 @@ PROJECT_ROOT = (
 )
 
 _LOOPBACK = ("127.0.0.0/8", "::1/128")
+
+
+def _new_fernet_key() -> str:
+    """A random Fernet key (development only: data encrypted with it outlives no process)."""
+    return Fernet.generate_key().decode()
+
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/exports"
@@ -73,6 +82,7 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "s3_sse": "EXPORTS_S3_SSE",
     "s3_kms_key_id": "EXPORTS_S3_KMS_KEY_ID",
     "webhook_allow_networks": "EXPORTS_WEBHOOK_ALLOW_NETWORKS",
+    "encryption_keys": "EXPORTS_ENCRYPTION_KEYS",
 }
 # Hosts SNS signs from and sends SubscribeURLs on (AWS's documented naming, incl. China).
 DEFAULT_SNS_CERT_HOST_PATTERN = r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"
@@ -159,6 +169,12 @@ class Settings:
     # None: the environment's default, loopback in development and test, nothing in
     # production (see allowed_webhook_networks).
     webhook_allow_networks: tuple[str, ...] | None = None
+    # Fernet keys (comma-separated), the first encrypts: email addresses and webhook secrets
+    # at rest (app/platform/crypto.py). Required outside development, where a random one is
+    # made per process (so make run keeps one in var/encryption-key for all its processes).
+    encryption_keys: tuple[str, ...] = field(
+        default_factory=lambda: (_new_fernet_key(),), repr=False
+    )
 
     @property
     def allowed_webhook_networks(self) -> tuple[IPNetwork, ...]:
@@ -277,6 +293,9 @@ class Settings:
             sentry_environment=reader.optional("SENTRY_ENVIRONMENT"),
             sns_topic_arns=reader.sns_topic_arns("EXPORTS_SNS_TOPIC_ARNS"),
             webhook_allow_networks=reader.networks("EXPORTS_WEBHOOK_ALLOW_NETWORKS"),
+            encryption_keys=reader.fernet_keys(
+                "EXPORTS_ENCRYPTION_KEYS", required=deployment != "development"
+            ),
             sns_max_age_seconds=reader.integer(
                 "EXPORTS_SNS_MAX_AGE_SECONDS", cls.sns_max_age_seconds, 60, 24 * 3600
             ),
@@ -358,6 +377,23 @@ class _Reader:
             if not _SNS_TOPIC_ARN.match(arn):
                 self.errors.append(f"{name}: {arn!r} is not an SNS topic ARN")
         return arns
+
+    def fernet_keys(self, name: str, *, required: bool) -> tuple[str, ...]:
+        keys = tuple(k.strip() for k in (self.env.get(name) or "").split(",") if k.strip())
+        if not keys:
+            if required:
+                self.errors.append(
+                    f"{name} is required outside development (Fernet keys, comma-separated: "
+                    'python -c "from cryptography.fernet import Fernet; '
+                    'print(Fernet.generate_key().decode())")'
+                )
+            return (_new_fernet_key(),)
+        for position, key in enumerate(keys, 1):
+            try:
+                Fernet(key.encode())
+            except ValueError:
+                self.errors.append(f"{name}: key {position} is not a Fernet key")
+        return keys
 
     def networks(self, name: str) -> tuple[str, ...] | None:
         raw = self.env.get(name)

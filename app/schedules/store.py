@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 
 from app.exports import jobs
 from app.exports.jobs import ExportRequest
+from app.platform import crypto
 from app.platform.db import fetch_all, fetch_one, insert_or_find, keyset_after, request_fingerprint
 from app.schedules.timing import UPCOMING_RUNS, Timing, timing_of
 
@@ -75,8 +76,12 @@ class Schedule:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Schedule:
-        """Build from a dict row, ignoring columns this code does not know yet."""
-        return cls(**{f.name: row[f.name] for f in fields(cls)})
+        """Build from a dict row (notify_email decrypted), ignoring columns this code does
+        not know yet."""
+        values = {f.name: row[f.name] for f in fields(cls)}
+        if values["notify_email"] is not None:
+            values["notify_email"] = crypto.vault().decrypt(values["notify_email"])
+        return cls(**values)
 
     @property
     def timing(self) -> Timing:
@@ -167,7 +172,7 @@ def create_schedule(
             "kind": export.kind,
             "params": Jsonb(export.params),
             "format": export.format,
-            "notify_email": export.notify_email,
+            **jobs.sealed_address("notify_email", export.notify_email),
             "notify_webhook": export.notify_webhook,
             "cron": timing.cron,
             "timezone": timing.timezone,

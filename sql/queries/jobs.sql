@@ -13,11 +13,12 @@
 -- an idle poller then polls once and finds nothing.
 WITH job AS (
     INSERT INTO exports.jobs
-        (tenant, owner_id, kind, params, format, notify_email, notify_webhook,
-         idempotency_key, request_fingerprint, schedule_id)
+        (tenant, owner_id, kind, params, format, notify_email, notify_email_masked,
+         notify_webhook, idempotency_key, request_fingerprint, schedule_id)
     VALUES
         (%(tenant)s, %(owner_id)s, %(kind)s, %(params)s, %(format)s, %(notify_email)s,
-         %(notify_webhook)s, %(idempotency_key)s, %(request_fingerprint)s, %(schedule_id)s)
+         %(notify_email_masked)s, %(notify_webhook)s, %(idempotency_key)s,
+         %(request_fingerprint)s, %(schedule_id)s)
     ON CONFLICT (tenant, owner_id, idempotency_key) DO NOTHING
     RETURNING *),
 message AS (

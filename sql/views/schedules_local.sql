@@ -1,13 +1,13 @@
 -- exports.schedules_local: schedules with their runs in their own time zone.
--- The current definition (created by migration 0004). A database changes only
--- through migrations: to change this, edit it here and run the new text from a new
--- migration (tests/integration/test_schema.py checks that the two agree).
+-- The current definition (created by migration 0004, last changed by 0011).
+-- A database changes only through migrations: to change this, edit it here and run the
+-- new text from a new migration (tests/integration/test_schema.py checks they agree).
 CREATE OR REPLACE VIEW exports.schedules_local AS
 SELECT s.id, s.tenant, s.owner_id, s.kind, s.format, s.cron, s.timezone, s.enabled,
        s.next_run_at AT TIME ZONE s.timezone AS next_run_local,
        s.last_run_at AT TIME ZONE s.timezone AS last_run_local,
        s.next_run_at, s.last_run_at, s.last_job_id, j.state AS last_job_state,
-       s.notify_email, s.params, s.created_at, s.updated_at
+       s.notify_email_masked AS notify_email, s.params, s.created_at, s.updated_at
 FROM exports.schedules s
 LEFT JOIN exports.jobs j ON j.id = s.last_job_id;
 COMMENT ON VIEW exports.schedules_local IS

@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from app.notifications import webhooks
 from app.operators.cli import cli
+from tests.conftest import TEST_ENCRYPTION_KEY
 from tests.support.exports import job_row, messages
 from tests.support.operations import failed_job, queued_job
 
@@ -22,7 +23,8 @@ def run(database_url: str) -> Any:
     runner = CliRunner()
 
     def invoke(*args: str) -> Result:
-        return runner.invoke(cli, list(args), env={"DATABASE_URL": database_url})
+        env = {"DATABASE_URL": database_url, "EXPORTS_ENCRYPTION_KEYS": TEST_ENCRYPTION_KEY}
+        return runner.invoke(cli, list(args), env=env)
 
     return invoke
 

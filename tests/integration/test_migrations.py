@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-
 import psycopg
 import pytest
 from alembic import command
-from psycopg import sql
 from psycopg.rows import dict_row
-from pytest_postgresql.executors.noop import NoopExecutor
 
 from app.platform.schema import alembic_config
-
-
-@pytest.fixture
-def empty_database(postgresql_noproc: NoopExecutor) -> Iterator[str]:
-    """A brand-new database with nothing in it."""
-    server = f"postgresql://{postgresql_noproc.user}@{postgresql_noproc.host}:{postgresql_noproc.port}"
-    name = f"exports_migrations_{os.getpid()}"
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield f"{server}/{name}"
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
 
 EXPORTS_RELATIONS = [
     "api_clients",

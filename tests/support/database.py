@@ -12,8 +12,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.rows import dict_row
 from pytest_postgresql import factories
+from pytest_postgresql.executors.noop import NoopExecutor
 
 from app.exports.demo import create_demo_table
 from app.platform.schema import upgrade
@@ -57,3 +59,18 @@ def db(database_url: str) -> Iterator[psycopg.Connection]:
     """An autocommit connection for arranging and inspecting data (rows as dicts)."""
     with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
         yield conn
+
+
+@pytest.fixture
+def empty_database(postgresql_noproc: NoopExecutor) -> Iterator[str]:
+    """A brand-new database with nothing in it."""
+    server = (
+        f"postgresql://{postgresql_noproc.user}@{postgresql_noproc.host}:{postgresql_noproc.port}"
+    )
+    name = f"exports_migrations_{os.getpid()}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield f"{server}/{name}"
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

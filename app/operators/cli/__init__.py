@@ -13,7 +13,8 @@ import click
 import psycopg
 import sqlalchemy.exc
 
-from app.operators.cli import jobs, keys, setup, webhooks
+from app.operators.cli import encryption, jobs, keys, setup, webhooks
+from app.platform import crypto
 from app.platform.logs import redact
 from app.platform.settings import ConfigError, Settings
 
@@ -49,6 +50,10 @@ def _database() -> str:
 @click.group(cls=_AdminGroup)
 def cli() -> None:
     """Operate the exports service (reads the same environment as the API and poller)."""
+    try:  # addresses and webhook secrets are stored encrypted
+        crypto.configure(Settings.from_env().encryption_keys)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 for command in (
@@ -66,5 +71,7 @@ for command in (
     keys.revoke_key,
     keys.list_keys,
     webhooks.webhooks,
+    encryption.rotate_keys,
+    encryption.unsuppress,
 ):
     cli.add_command(command)

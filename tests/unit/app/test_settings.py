@@ -10,6 +10,8 @@ import pytest
 
 from app.platform.settings import PROJECT_ROOT, ConfigError, Settings
 
+FERNET_KEY = "jdTo7UmWLz9AuJSG9OzwGlRq4C6dwC0zRfGUrKU9Ff8="
+
 
 def test_empty_environment_gives_working_development_defaults() -> None:
     settings = Settings.from_env({})
@@ -79,8 +81,18 @@ EVERY_VARIABLE: list[tuple[str, str, str, Any]] = [
     ("EXPORTS_API_KEY_CACHE_SECONDS", "0", "api_key_cache_seconds", 0.0),
     ("EXPORTS_METRICS_PORT", "9200", "metrics_port", 9200),
     ("EXPORTS_METRICS_BIND", "127.0.0.1", "metrics_bind", "127.0.0.1"),
-    ("EXPORTS_WEBHOOK_ALLOW_NETWORKS", "10.0.0.0/8, fd00::/8", "webhook_allow_networks",
-     ("10.0.0.0/8", "fd00::/8")),
+    (
+        "EXPORTS_ENCRYPTION_KEYS",
+        "jdTo7UmWLz9AuJSG9OzwGlRq4C6dwC0zRfGUrKU9Ff8=",
+        "encryption_keys",
+        ("jdTo7UmWLz9AuJSG9OzwGlRq4C6dwC0zRfGUrKU9Ff8=",),
+    ),
+    (
+        "EXPORTS_WEBHOOK_ALLOW_NETWORKS",
+        "10.0.0.0/8, fd00::/8",
+        "webhook_allow_networks",
+        ("10.0.0.0/8", "fd00::/8"),
+    ),
     ("EXPORTS_MAX_ACTIVE_PER_OWNER", "0", "max_active_per_owner", 0),
     ("EXPORTS_MAX_SCHEDULES_PER_OWNER", "3", "max_schedules_per_owner", 3),
     ("EXPORTS_DEDUPE_SECONDS", "2.5", "dedupe_seconds", 2.5),
@@ -116,7 +128,9 @@ def test_each_variable_sets_its_setting(
     assert default != expected, "pick a test value that differs from the default"
 
     # Outside development a secret key is required, so every case brings one along.
-    settings = Settings.from_env({"EXPORTS_SECRET_KEY": "k" * 40, variable: value})
+    settings = Settings.from_env(
+        {"EXPORTS_SECRET_KEY": "k" * 40, "EXPORTS_ENCRYPTION_KEYS": FERNET_KEY, variable: value}
+    )
 
     assert getattr(settings, attribute) == expected
 
@@ -200,6 +214,7 @@ def test_all_bad_variables_are_reported_in_one_error() -> None:
         ("EXPORTS_MAX_ACTIVE_PER_OWNER", "-1"),
         ("EXPORTS_METRICS_BIND", "everywhere"),
         ("EXPORTS_WEBHOOK_ALLOW_NETWORKS", "10.0.0.0/33"),
+        ("EXPORTS_ENCRYPTION_KEYS", "not-a-fernet-key"),
         ("EXPORTS_DEDUPE_SECONDS", "3601"),
         ("EXPORTS_POLLER_STALL_SECONDS", "0"),
         ("EXPORTS_POLLER_STALL_SECONDS", "2"),  # under 3 x the 1 s default poll interval
@@ -225,11 +240,23 @@ def test_only_development_generates_a_secret_key(deployment: str) -> None:
 
 def test_production_refuses_a_short_secret_key() -> None:
     with pytest.raises(ConfigError, match="at least 32 characters"):
-        Settings.from_env({"EXPORTS_ENV": "production", "EXPORTS_SECRET_KEY": "secret"})
+        Settings.from_env(
+            {
+                "EXPORTS_ENV": "production",
+                "EXPORTS_SECRET_KEY": "secret",
+                "EXPORTS_ENCRYPTION_KEYS": FERNET_KEY,
+            }
+        )
 
 
 def test_production_with_a_secret_key_is_accepted() -> None:
-    settings = Settings.from_env({"EXPORTS_ENV": "production", "EXPORTS_SECRET_KEY": "k" * 40})
+    settings = Settings.from_env(
+        {
+            "EXPORTS_ENV": "production",
+            "EXPORTS_SECRET_KEY": "k" * 40,
+            "EXPORTS_ENCRYPTION_KEYS": FERNET_KEY,
+        }
+    )
 
     assert settings.is_production
     assert settings.secret_key == "k" * 40
@@ -292,6 +319,7 @@ def test_to_env_round_trips_every_setting(tmp_path: Path) -> None:
         metrics_port=9200,
         metrics_bind="::1",
         webhook_allow_networks=("192.168.0.0/16",),
+        encryption_keys=(FERNET_KEY, "Agtc5iCMKo3FyoqE-LxNz3m-m8dnfxucEFiolWQyqyA="),
         max_active_per_owner=2,
         max_schedules_per_owner=7,
         dedupe_seconds=0.0,
@@ -333,7 +361,23 @@ def test_presigned_urls_live_at_most_five_minutes() -> None:
 
 def test_webhooks_may_reach_loopback_outside_production_only() -> None:
     development = Settings.from_env({})
-    production = Settings.from_env({"EXPORTS_ENV": "production", "EXPORTS_SECRET_KEY": "k" * 40})
+    production = Settings.from_env(
+        {
+            "EXPORTS_ENV": "production",
+            "EXPORTS_SECRET_KEY": "k" * 40,
+            "EXPORTS_ENCRYPTION_KEYS": FERNET_KEY,
+        }
+    )
 
     assert [str(n) for n in development.allowed_webhook_networks] == ["127.0.0.0/8", "::1/128"]
     assert production.allowed_webhook_networks == ()
+
+
+def test_encryption_keys_are_required_outside_development_and_hidden() -> None:
+    with pytest.raises(ConfigError, match="EXPORTS_ENCRYPTION_KEYS is required"):
+        Settings.from_env({"EXPORTS_ENV": "test"})
+    settings = Settings.from_env(
+        {"EXPORTS_ENV": "test", "EXPORTS_SECRET_KEY": "s", "EXPORTS_ENCRYPTION_KEYS": FERNET_KEY}
+    )
+    assert settings.encryption_keys == (FERNET_KEY,)
+    assert FERNET_KEY not in repr(settings)

@@ -19,6 +19,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from app.platform import crypto
 from app.platform.settings import Settings
 from tests.support.sns import (
     HOST_PATTERN,
@@ -86,7 +87,10 @@ def email_of(db: psycopg.Connection, job_id: uuid.UUID) -> dict[str, Any]:
 
 
 def suppressions(db: psycopg.Connection) -> list[dict[str, Any]]:
-    return db.execute("SELECT * FROM exports.email_suppressions ORDER BY address").fetchall()
+    rows = db.execute("SELECT * FROM exports.email_suppressions").fetchall()
+    # Stored encrypted (app/platform/crypto.py): read back as the poller would.
+    opened = [{**row, "address": crypto.vault().decrypt(row["address"])} for row in rows]
+    return sorted(opened, key=lambda row: row["address"])
 
 
 def assert_problem(response: TestResponse, status: int, slug: str) -> dict[str, Any]:
@@ -112,6 +116,7 @@ def test_a_permanent_bounce_marks_the_job_and_suppresses_the_address(
     assert email["email_status_at"] is not None
     [row] = suppressions(db)
     assert row["address"] == "someone.else@example.com"
+    assert row["address_masked"] == "s***@example.com"
     assert row["reason"] == "bounce"
     assert row["source_message_id"] == "ses-bounce-1"
     assert row["first_seen_at"] == row["last_seen_at"]
