@@ -331,8 +331,18 @@ def record_success(conn: Connection, delivery: Delivery, attempt: Attempt) -> No
 def record_failure(
     conn: Connection, delivery: Delivery, attempt: Attempt, *, retry_in: float | None
 ) -> bool:
-    """A failed attempt: retrying in `retry_in` seconds, or failed (None). Returns False
-    when the endpoint has failed for DISABLE_AFTER_SECONDS and was disabled now."""
+    """A failed attempt: retrying in `retry_in` seconds, or failed (None, or the endpoint
+    has now failed for DISABLE_AFTER_SECONDS and is disabled). Returns whether the endpoint
+    is still enabled."""
+    row = fetch_one(
+        conn,
+        "record_endpoint_failure",
+        id=delivery.endpoint_id,
+        disable_after=DISABLE_AFTER_SECONDS,
+    )
+    enabled = bool(row and row["enabled"])
+    if not enabled:
+        retry_in = None
     next_at = None
     if retry_in is not None:
         next_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=retry_in)
@@ -343,13 +353,7 @@ def record_failure(
         attempt,
         next_attempt_at=next_at,
     )
-    row = fetch_one(
-        conn,
-        "record_endpoint_failure",
-        id=delivery.endpoint_id,
-        disable_after=DISABLE_AFTER_SECONDS,
-    )
-    return bool(row and row["enabled"])
+    return enabled
 
 
 def record_gone(conn: Connection, delivery: Delivery, attempt: Attempt) -> None:

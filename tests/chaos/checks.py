@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.chaos.fleet import SIGTERM, PollerProcess
 from tests.chaos.harness import BUCKET, STORAGE_PREFIX, Evidence, SentEmail, sent_email
@@ -47,6 +48,10 @@ class Findings:
         self.problems.append(text)
 
 
+# Final states whose webhook every job must have sent (no job expires during a run).
+ENDED = ("succeeded", "failed", "cancelled")
+
+
 def verify(evidence: Evidence) -> Findings:
     """Run every check; the findings say what is wrong and how much chaos there was."""
     findings = Findings()
@@ -61,11 +66,47 @@ def verify(evidence: Evidence) -> Findings:
     _check_uploads(evidence, findings, explainer)
     _check_export_runs(evidence, findings, explainer)
     _check_emails(evidence, findings, explainer)
+    _check_webhooks(evidence, findings)
     _check_pollers(evidence, findings)
     _scan_logs(evidence, findings)
     _measure_windows(evidence, findings)
     _count_chaos(evidence, findings)
     return findings
+
+
+def _check_webhooks(evidence: Evidence, findings: Findings) -> None:
+    """Every job that ended reached the (flaky) receiver at least once, signed, with its
+    final state; every webhook-id always carried one body; repeats are counted."""
+    webhook = Webhook(evidence.webhook_secret)
+    delivered: set[tuple[str, str]] = set()
+    bodies: dict[str, set[bytes]] = defaultdict(set)
+    accepted = Counter()
+    for call in evidence.webhook_calls:
+        bodies[call.webhook_id].add(call.body)
+        try:
+            webhook.verify(call.body, call.headers)
+        except WebhookVerificationError as exc:
+            findings.problem(f"webhook {call.webhook_id}: signature does not verify ({exc})")
+            continue
+        if call.status < 300:
+            accepted[call.webhook_id] += 1
+            event = call.event
+            delivered.add((event["data"]["id"], event["type"]))
+    for webhook_id, seen in bodies.items():
+        if len(seen) > 1:
+            findings.problem(f"webhook {webhook_id} was sent with {len(seen)} different bodies")
+    ended = [job for job in evidence.jobs.values() if job["state"] in ENDED]
+    missing = [
+        job["id"] for job in ended if (str(job["id"]), f"export.{job['state']}") not in delivered
+    ]
+    if missing:
+        findings.problem(f"{len(missing)} jobs ended without their webhook: {missing[:5]}")
+    findings.stats["webhooks"] = {
+        "events": len(bodies),
+        "posts": len(evidence.webhook_calls),
+        "answered_500": sum(1 for c in evidence.webhook_calls if c.status >= 500),
+        "delivered_twice": sum(1 for n in accepted.values() if n > 1),
+    }
 
 
 # --- who did what, when --------------------------------------------------------------------

@@ -48,6 +48,7 @@ from app.tenancy import clients
 from tests.chaos.fleet import ApiServer, PollerFleet, PollerProcess
 from tests.chaos.proxy import Exchange, FaultPlan, FaultProxy
 from tests.chaos.servers import MotoServer, PostgresCluster, free_port
+from tests.chaos.webhooks import FlakyReceiver, WebhookCall
 from tests.chaos.workload import JobSpec, make_specs, seed_owners
 from tests.support.waiting import wait_until
 
@@ -213,6 +214,8 @@ class Evidence:
     catalog: Catalog
     database_url: str
     s3: Any  # a boto3 S3 client speaking to moto directly (not through the proxy)
+    webhook_calls: list[WebhookCall] = field(default_factory=list)  # what the receiver got
+    webhook_secret: str = ""
     settle_problem: str | None = None  # the diagnostic when the run did not come to rest
 
 
@@ -341,6 +344,17 @@ class ChaosRun:
             {**common, "AWS_ENDPOINT_URL": self.moto.url},  # the API only presigns
         ).start()
         stack.callback(self.api.stop)
+        # A flaky receiver on the tenant's webhook endpoint: every job that ends must reach it.
+        self.receiver = FlakyReceiver().start()
+        stack.callback(self.receiver.stop)
+        endpoint = requests.post(
+            f"{self.api.base_url}/v1/webhook-endpoints",
+            json={"url": self.receiver.url},
+            headers=self.api_headers,
+            timeout=30,
+        )
+        endpoint.raise_for_status()
+        self.webhook_secret = endpoint.json()["secret"]
         self.fleet = PollerFleet(
             self.settings,
             self.logs,
@@ -707,5 +721,7 @@ class ChaosRun:
             catalog=self.catalog,
             database_url=self.database_url,
             s3=self.s3,
+            webhook_calls=self.receiver.received(),
+            webhook_secret=self.webhook_secret,
             settle_problem=self.settle_problem,
         )

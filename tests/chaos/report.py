@@ -32,6 +32,10 @@ def summary(evidence: Evidence, findings: Findings, *, title: str) -> str:
             f"{stats.get('jobs_retried')} jobs needed more than one",
         ),
         ("results verified (bytes, sha256, rows, content)", stats.get("results_verified")),
+        (
+            "webhooks (events, POSTs, 500s answered, delivered twice)",
+            _pairs(stats.get("webhooks", {})),
+        ),
         ("outbox error history, by cause", _pairs(stats.get("history", {})) or "-"),
         ("pollers started", stats.get("pollers_started")),
         ("SIGKILLs", events.get("sigkill", 0)),

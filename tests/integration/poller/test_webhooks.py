@@ -295,3 +295,25 @@ def test_notify_webhook_false_sends_nothing(
     assert str(deliveries(db)[0]["job_id"]) == loud["id"]
     assert json.loads(receiver.received()[0].body)["data"]["id"] == loud["id"]
     assert quiet["id"] != loud["id"]
+
+
+def test_an_endpoint_failing_for_five_days_is_disabled(
+    client: FlaskClient,
+    db: psycopg.Connection,
+    receiver: Receiver,
+    start_poller: Callable[..., Poller],
+) -> None:
+    receiver.otherwise = Answer(503)
+    endpoint = create_endpoint(client, receiver.url)
+    db.execute(
+        "UPDATE exports.webhook_endpoints SET failing_since = now() - interval '5 days 1 minute'"
+    )
+    start_poller()
+
+    client.post(f"/v1/webhook-endpoints/{endpoint['id']}/test")
+    wait_until(lambda: deliveries(db)[0]["state"] == "failed", what="the give-up")
+
+    shown = client.get(f"/v1/webhook-endpoints/{endpoint['id']}").get_json()
+    assert shown["enabled"] is False and "5 days" in shown["disabled_reason"]
+    dead = db.execute("SELECT dead_at FROM exports.outbox WHERE topic = 'webhook.deliver'")
+    assert dead.fetchone()["dead_at"] is not None
