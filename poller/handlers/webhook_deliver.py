@@ -158,13 +158,19 @@ class WebhookDeliver:
                 timeout=urllib3.Timeout(connect=self.connect_seconds, total=self.total_seconds),
             )
             try:
-                answer.read(MAX_RESPONSE_READ)  # and no more: the rest is not ours to read
+                said = answer.read(MAX_RESPONSE_READ)  # and no more: the rest is not ours
             finally:
                 answer.close()
         except urllib3.exceptions.HTTPError as exc:
-            return webhooks.Attempt(None, f"{type(exc).__name__}: {exc}"[:1024], took())
-        error = None if 200 <= answer.status < 300 else f"the receiver answered {answer.status}"
-        return webhooks.Attempt(answer.status, error, took())
+            return webhooks.Attempt(
+                None, f"{type(exc).__name__}: {exc}"[:MAX_RESPONSE_KEPT], took()
+            )
+        if 200 <= answer.status < 300:
+            return webhooks.Attempt(answer.status, None, took())
+        # What the receiver said about its failure, for the app to read in the deliveries.
+        excerpt = said[:MAX_RESPONSE_KEPT].decode("utf-8", "replace")
+        error = f"the receiver answered {answer.status}" + (f": {excerpt}" if excerpt else "")
+        return webhooks.Attempt(answer.status, error[:MAX_RESPONSE_KEPT], took())
 
     def retry(self, conn: Connection, message: Message, error: str, delay: float) -> None:
         """Try again on the delivery's schedule (the attempt itself is recorded already)."""

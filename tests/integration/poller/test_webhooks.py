@@ -93,6 +93,11 @@ def test_an_export_that_ends_is_posted_signed_with_the_job_as_the_api_shows_it(
         1,
         200,
     )
+    timeline = db.execute(
+        "SELECT event, detail FROM exports.job_timeline WHERE job_id = %s AND topic = %s",
+        (job["id"], "webhook.deliver"),
+    ).fetchall()
+    assert {row["event"] for row in timeline} >= {"webhook succeeded"}
 
 
 def test_failures_are_retried_with_the_same_webhook_id_until_delivered(
@@ -147,7 +152,7 @@ def test_redirects_are_not_followed_and_huge_answers_are_cut_off(
     start_poller: Callable[..., Poller],
 ) -> None:
     receiver.script = [
-        Answer(302, headers={"Location": receiver.url + "/elsewhere"}),
+        Answer(302, headers={"Location": receiver.url + "/elsewhere"}, body=b"moved " * 400),
         Answer(200, body=b"x" * (8 * 1024 * 1024)),
     ]
     endpoint = create_endpoint(client, receiver.url + "/hook")
@@ -155,7 +160,10 @@ def test_redirects_are_not_followed_and_huge_answers_are_cut_off(
 
     client.post(f"/v1/webhook-endpoints/{endpoint['id']}/test")
     wait_until(lambda: deliveries(db)[0]["attempts"] == 1, what="the redirect")
-    assert deliveries(db)[0]["last_status_code"] == 302
+    first = deliveries(db)[0]
+    assert first["last_status_code"] == 302
+    assert first["last_error"].startswith("the receiver answered 302: moved moved")
+    assert len(first["last_error"]) <= 1024  # 1 KiB of what the receiver said is kept
     retries_due_now(db)
     wait_until(lambda: deliveries(db)[0]["state"] == "succeeded", what="the huge answer")
 

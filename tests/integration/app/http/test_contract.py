@@ -152,3 +152,31 @@ def test_schedule_changes(client: FlaskClient, document: dict[str, Any]) -> None
         return client.patch(f"/v1/schedules/{created['id']}", json=body).status_code
 
     assert check_agreement(document, schema, probed(PATCH), send) == []
+
+
+ENDPOINT = {
+    "url": "http://127.0.0.1:9/hooks",
+    "events": ["export.succeeded"],
+    "description": "app",
+    "enabled": True,
+}
+
+
+def test_webhook_endpoint_requests(client: FlaskClient, document: dict[str, Any]) -> None:
+    schema = body_schema(document, "/v1/webhook-endpoints", "post")
+    assert accepts(document, schema, ENDPOINT)
+
+    def send(body: Any) -> int:
+        return client.post("/v1/webhook-endpoints", json=body).status_code
+
+    assert check_agreement(document, schema, probed(ENDPOINT), send) == []
+
+
+def test_webhook_endpoint_changes(client: FlaskClient, document: dict[str, Any]) -> None:
+    schema = body_schema(document, "/v1/webhook-endpoints/{endpoint_id}", "patch")
+    created = client.post("/v1/webhook-endpoints", json=ENDPOINT).get_json()
+
+    def send(body: Any) -> int:
+        return client.patch(f"/v1/webhook-endpoints/{created['id']}", json=body).status_code
+
+    assert check_agreement(document, schema, probed(ENDPOINT), send) == []
