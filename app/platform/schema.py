@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
+import subprocess  # nosec B404  # pg_dump only: a fixed program and arguments
 from functools import cache
 
 from alembic import command
@@ -53,7 +53,7 @@ def schema_sql(database_url: str) -> str:
     pg_dump = shutil.which("pg_dump")
     if pg_dump is None:
         raise RuntimeError("pg_dump is not on PATH (Debian: apt-get install postgresql-client)")
-    dump = subprocess.run(  # nosec B603: a fixed program and arguments, no shell
+    dump = subprocess.run(  # nosec B603  # a fixed program and arguments, no shell
         [pg_dump, "--schema-only", "--no-owner", "--no-privileges", "--schema=exports",
          database_url],
         check=True,

@@ -138,7 +138,7 @@ class Settings:
     # The poller serves /metrics and /healthz here (0: not at all), on this address (0.0.0.0:
     # every interface, for the container's health check and Prometheus; 127.0.0.1: local).
     metrics_port: int = 9108
-    metrics_bind: str = "0.0.0.0"  # nosec B104: scraped from outside the container
+    metrics_bind: str = "0.0.0.0"  # nosec B104  # scraped from outside the container
     # The poller's /healthz answers 503 once its claim loop has not come round for this long
     # (it comes round every poll interval, and at least every ~32 s while the database is away).
     stall_seconds: float = 60.0
