@@ -88,7 +88,7 @@ class Maintenance(PeriodicService):
 
     def interval(self) -> float:
         """The configured interval ±20 %: pollers started together drift apart."""
-        return self.every * random.uniform(0.8, 1.2)  # nosec B311: jitter, not a secret
+        return self.every * random.uniform(0.8, 1.2)  # nosec B311  # jitter, not a secret
 
     def tick(self) -> None:
         """One run (or a skip: another poller holds the lock), logged."""
