@@ -23,6 +23,8 @@ from poller.core.dispatch import Poller
 log = logging.getLogger(__name__)
 
 CHECK_TIMEOUT_SECONDS = 2.0
+# Binds on every interface; --check then asks on loopback.
+_ANY_ADDRESS = frozenset({"0.0.0.0", "::", ""})
 
 
 def health(poller: Poller, stall_seconds: float) -> tuple[int, dict[str, Any]]:
@@ -114,7 +116,7 @@ def check(port: int, *, host: str = "127.0.0.1", timeout: float = CHECK_TIMEOUT_
     """Ask a poller's /healthz; '' when it answered 200 in time, else what went wrong.
 
     `host` is where the poller binds; an any-address bind is asked on loopback."""
-    host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # nosec B104
+    host = "127.0.0.1" if host in _ANY_ADDRESS else host
     try:
         # A fixed http:// URL to our own process, never user input.
         url = f"http://{host}:{port}/healthz"
