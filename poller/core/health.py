@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 CHECK_TIMEOUT_SECONDS = 2.0
 # Binds on every interface; --check then asks on loopback.
-_ANY_ADDRESS = frozenset({"0.0.0.0", "::", ""})
+_ANY_ADDRESS = frozenset({"0.0.0.0", "::", ""})  # nosec B104  # compared, never bound
 
 
 def health(poller: Poller, stall_seconds: float) -> tuple[int, dict[str, Any]]:
