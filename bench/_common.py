@@ -28,6 +28,7 @@ import psycopg
 from psycopg import sql
 
 from app.exports.demo import create_demo_table
+from app.platform import crypto
 from app.platform.schema import upgrade
 from app.platform.settings import PROJECT_ROOT, Settings
 
@@ -98,7 +99,11 @@ def bench_settings(database_url: str, workdir: Path, **overrides: Any) -> Settin
         secret_key="bench-secret-key",
         env="test",
     )
-    return dataclasses.replace(base, **overrides)
+    settings = dataclasses.replace(base, **overrides)
+    # In-process domain calls encrypt addresses and secrets with the keys the benchmark's
+    # pollers and API get through settings_env().
+    crypto.configure(settings.encryption_keys)
+    return settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -26,7 +26,7 @@ import enqueue
 import export_stream
 import psycopg
 
-SECTIONS = ("dispatch", "pickup", "enqueue", "http", "export", "schedules")
+SECTIONS = ("dispatch", "pickup", "enqueue", "http", "export", "schedules", "webhooks")
 
 
 @dataclass(frozen=True)
@@ -268,11 +268,11 @@ def bench_export(url: str, settings, sizes: Sizes, runs: int) -> tuple[list[Resu
     return results, details
 
 
-def bench_schedules(quick: bool) -> str:
-    """bench/schedule_latency.py's own output, if that script exists."""
-    script = Path(__file__).with_name("schedule_latency.py")
+def bench_script(name: str, quick: bool) -> str:
+    """A latency script's own output (bench/schedule_latency.py, bench/webhook_latency.py)."""
+    script = Path(__file__).with_name(name)
     if not script.exists():
-        note = "bench/schedule_latency.py is not there (yet): schedule latency not measured."
+        note = f"bench/{name} is not there (yet): not measured."
         print(f"  {note}", file=sys.stderr)
         return note
     command = [sys.executable, str(script), *(["--quick"] if quick else [])]
@@ -282,7 +282,7 @@ def bench_schedules(quick: bool) -> str:
                               timeout=900)  # fmt: skip
     if done.returncode != 0:
         error = done.stderr[-2000:]
-        return f"bench/schedule_latency.py failed ({done.returncode}):\n\n```\n{error}\n```"
+        return f"bench/{name} failed ({done.returncode}):\n\n```\n{error}\n```"
     return f"`{' '.join(command[1:])}`:\n\n```\n{done.stdout.strip()}\n```"
 
 
@@ -328,17 +328,25 @@ def main() -> None:
             results += more
     if "schedules" in only:
         print("5. schedules", file=sys.stderr)
-        schedules = bench_schedules(args.quick)
+        schedules = bench_script("schedule_latency.py", args.quick)
+    webhooks = ""
+    if "webhooks" in only:
+        print("6. webhooks", file=sys.stderr)
+        webhooks = bench_script("webhook_latency.py", args.quick)
     minutes = (time.monotonic() - started) / 60
     rows = [r.row() for r in results]
     c.print_table(rows, title="results (medians of the runs)")
     if schedules:
         print(f"\n5. schedules: {schedules}")
-    write_results(args, head, load_before, minutes, rows, export_details, schedules)
+    if webhooks:
+        print(f"\n6. webhooks: {webhooks}")
+    write_results(args, head, load_before, minutes, rows, export_details, schedules, webhooks)
     print(f"\nwrote {args.output}")
 
 
-def write_results(args, head, load_before, minutes, rows, export_details, schedules) -> None:
+def write_results(
+    args, head, load_before, minutes, rows, export_details, schedules, webhooks=""
+) -> None:
     def table(items: list[dict[str, str]]) -> str:
         if not items:
             return "(none)"
@@ -367,6 +375,8 @@ def write_results(args, head, load_before, minutes, rows, export_details, schedu
         text += ["", "## Exports in detail", "", table(export_details)]
     if schedules:
         text += ["", "## 5. Schedules", "", schedules]
+    if webhooks:
+        text += ["", "## 6. Webhooks", "", webhooks]
     args.output.write_text("\n".join(text) + "\n")
 
 

@@ -86,6 +86,7 @@ def main() -> None:
     arrivals = Arrivals()
     receiver = f"http://127.0.0.1:{arrivals.server.server_address[1]}/hook"
     with c.scratch_database(args.server, keep=args.keep_db) as url, c.workdir() as work:
+        settings = c.bench_settings(url, work)  # also sets the encryption keys
         with psycopg.connect(url) as conn:
             webhooks.create_endpoint(
                 conn,
@@ -93,7 +94,6 @@ def main() -> None:
                 webhooks.EndpointRequest(receiver, ("export.cancelled",), "bench", True),
                 idempotency_key=None,
             )
-        settings = c.bench_settings(url, work)
         with c.pollers_in_processes(settings, 1) as (_, check):
             end_jobs(url, 1)  # warm-up: the poller is up once this arrives
             arrivals.wait_for(1, timeout=120)
