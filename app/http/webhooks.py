@@ -108,13 +108,7 @@ def send_test(endpoint_id: uuid.UUID) -> Response:
             delivery_id = webhooks.send_test_event(conn, current_tenant(), endpoint_id)
         except webhooks.EndpointNotFound:
             raise _no_endpoint(endpoint_id) from None
-        [row] = [
-            r
-            for r in webhooks.list_deliveries(
-                conn, current_tenant(), endpoint_id, limit=1, before=None
-            )
-            if r["id"] == delivery_id
-        ]
+        row = webhooks.get_delivery(conn, current_tenant(), delivery_id)
     response = jsonify(delivery_json(row))
     response.status_code = 202
     return response

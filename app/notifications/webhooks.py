@@ -235,6 +235,14 @@ def list_deliveries(
     )
 
 
+def get_delivery(conn: Connection, tenant: str, delivery_id: int) -> dict[str, Any]:
+    """One of the tenant's deliveries; DeliveryNotFound otherwise."""
+    row = fetch_one(conn, "get_webhook_delivery", tenant=tenant, id=delivery_id)
+    if row is None:
+        raise DeliveryNotFound(str(delivery_id))
+    return row
+
+
 def redeliver(conn: Connection, tenant: str, delivery_id: int) -> dict[str, Any]:
     """Deliver again now: the same delivery, body and webhook-id, a new outbox message."""
     row = fetch_one(conn, "redeliver", tenant=tenant, id=delivery_id)

@@ -130,3 +130,8 @@ SET state = 'pending', next_attempt_at = now()
 FROM exports.webhook_endpoints e
 WHERE d.id = %(id)s AND e.id = d.endpoint_id AND e.tenant = %(tenant)s
 RETURNING d.*;
+
+-- name: get_webhook_delivery
+SELECT d.* FROM exports.webhook_deliveries d
+JOIN exports.webhook_endpoints e ON e.id = d.endpoint_id
+WHERE e.tenant = %(tenant)s AND d.id = %(id)s;
