@@ -24,7 +24,6 @@ bp = Blueprint("openapi", __name__)
 
 OPENAPI_VERSION = "3.1.0"
 JSON = "application/json"
-_RESPONSES = "#/components/responses/"
 _PARAMETERS = "#/components/parameters/"
 _HEADERS = "#/components/headers/"
 # auth.py guards every path under /v1/ except this blueprint's (the document and its page).
@@ -112,8 +111,8 @@ def _apply_security(paths: dict[str, Any]) -> None:
         for operation in item.values():
             if path.startswith(SECURED_PREFIX) and path not in PUBLIC_PATHS:
                 responses = operation["responses"]
-                responses.setdefault("401", _problem_ref("Unauthorized"))
-                responses.setdefault("503", _problem_ref("DatabaseUnavailable"))
+                responses.setdefault("401", schemas.response_ref("Unauthorized"))
+                responses.setdefault("503", schemas.response_ref("DatabaseUnavailable"))
                 operation["responses"] = dict(sorted(responses.items()))
             else:
                 operation["security"] = []
@@ -165,15 +164,15 @@ def _paths() -> dict[str, Any]:
                             },
                         },
                     },
-                    "400": _problem_ref("BadRequest"),
-                    "403": _problem_ref("TenantUnusable"),
-                    "409": _problem_ref("IdempotencyConflict"),
-                    "413": _problem_ref("PayloadTooLarge"),
-                    "415": _problem_ref("UnsupportedMediaType"),
-                    "422": _problem_ref("ValidationFailed"),
-                    "429": _problem_ref("TooManyExports"),
-                    "500": _problem_ref("InternalError"),
-                    "503": _problem_ref("DatabaseUnavailable"),
+                    "400": schemas.response_ref("BadRequest"),
+                    "403": schemas.response_ref("TenantUnusable"),
+                    "409": schemas.response_ref("IdempotencyConflict"),
+                    "413": schemas.response_ref("PayloadTooLarge"),
+                    "415": schemas.response_ref("UnsupportedMediaType"),
+                    "422": schemas.response_ref("ValidationFailed"),
+                    "429": schemas.response_ref("TooManyExports"),
+                    "500": schemas.response_ref("InternalError"),
+                    "503": schemas.response_ref("DatabaseUnavailable"),
                 },
             },
             "get": {
@@ -191,9 +190,9 @@ def _paths() -> dict[str, Any]:
                         "description": "One page of exports.",
                         "content": {JSON: {"schema": _ref("JobList")}},
                     },
-                    "422": _problem_ref("ValidationFailed"),
-                    "500": _problem_ref("InternalError"),
-                    "503": _problem_ref("DatabaseUnavailable"),
+                    "422": schemas.response_ref("ValidationFailed"),
+                    "500": schemas.response_ref("InternalError"),
+                    "503": schemas.response_ref("DatabaseUnavailable"),
                 },
             },
         },
@@ -205,9 +204,9 @@ def _paths() -> dict[str, Any]:
                 "parameters": [job_id],
                 "responses": {
                     "200": {"description": "The job.", "content": {JSON: {"schema": _ref("Job")}}},
-                    "404": _problem_ref("NotFound"),
-                    "500": _problem_ref("InternalError"),
-                    "503": _problem_ref("DatabaseUnavailable"),
+                    "404": schemas.response_ref("NotFound"),
+                    "500": schemas.response_ref("InternalError"),
+                    "503": schemas.response_ref("DatabaseUnavailable"),
                 },
             },
         },
@@ -226,10 +225,10 @@ def _paths() -> dict[str, Any]:
                         "description": "The job, now cancelled.",
                         "content": {JSON: {"schema": _ref("Job")}},
                     },
-                    "404": _problem_ref("NotFound"),
-                    "409": _problem_ref("NotCancellable"),
-                    "500": _problem_ref("InternalError"),
-                    "503": _problem_ref("DatabaseUnavailable"),
+                    "404": schemas.response_ref("NotFound"),
+                    "409": schemas.response_ref("NotCancellable"),
+                    "500": schemas.response_ref("InternalError"),
+                    "503": schemas.response_ref("DatabaseUnavailable"),
                 },
             },
         },
@@ -243,7 +242,7 @@ def _paths() -> dict[str, Any]:
                         "description": "Every kind, by name.",
                         "content": {JSON: {"schema": _ref("Kinds")}},
                     },
-                    "500": _problem_ref("InternalError"),
+                    "500": schemas.response_ref("InternalError"),
                 },
             },
         },
@@ -257,7 +256,7 @@ def _paths() -> dict[str, Any]:
                         "description": "The OpenAPI 3.1 document.",
                         "content": {JSON: {"schema": {"type": "object"}}},
                     },
-                    "500": _problem_ref("InternalError"),
+                    "500": schemas.response_ref("InternalError"),
                 },
             },
         },
@@ -272,7 +271,7 @@ def _paths() -> dict[str, Any]:
                         "responses, schemas and problem types.",
                         "content": {"text/html": {"schema": {"type": "string"}}},
                     },
-                    "500": _problem_ref("InternalError"),
+                    "500": schemas.response_ref("InternalError"),
                 },
             },
         },
@@ -288,7 +287,7 @@ def _paths() -> dict[str, Any]:
                         "description": "The service's name, version and documentation links.",
                         "content": {JSON: {"schema": _ref("Index")}},
                     },
-                    "500": _problem_ref("InternalError"),
+                    "500": schemas.response_ref("InternalError"),
                 },
             },
         },
@@ -302,7 +301,7 @@ def _paths() -> dict[str, Any]:
                         "description": "Up.",
                         "content": {JSON: {"schema": _ref("Health")}},
                     },
-                    "500": _problem_ref("InternalError"),
+                    "500": schemas.response_ref("InternalError"),
                 },
             },
         },
@@ -317,7 +316,7 @@ def _paths() -> dict[str, Any]:
                         "description": "Ready for traffic.",
                         "content": {JSON: {"schema": _ref("Ready")}},
                     },
-                    "500": _problem_ref("InternalError"),
+                    "500": schemas.response_ref("InternalError"),
                     "503": {
                         "description": "Not ready: `database-unavailable` (Retry-After: 5) or "
                         "`schema-out-of-date` (Retry-After: 30).",
@@ -339,7 +338,7 @@ def _paths() -> dict[str, Any]:
                         "description": "Metrics.",
                         "content": {"text/plain": {"schema": {"type": "string"}}},
                     },
-                    "500": _problem_ref("InternalError"),
+                    "500": schemas.response_ref("InternalError"),
                 },
             },
         },
@@ -386,8 +385,8 @@ def _ses_events_operation() -> dict[str, Any]:
                 "description": "`sns-unverified`: not signed by SNS, another topic, or stale.",
                 "content": _problem_content(_ref("Problem")),
             },
-            "413": _problem_ref("PayloadTooLarge"),
-            "500": _problem_ref("InternalError"),
+            "413": schemas.response_ref("PayloadTooLarge"),
+            "500": schemas.response_ref("InternalError"),
             "503": {
                 "description": "`sns-unavailable` (the SNS certificate could not be fetched; "
                 "SNS retries) or `database-unavailable`.",
@@ -460,8 +459,8 @@ def _download_operation() -> dict[str, Any]:
                 "(`http-error`).",
                 "content": _problem_content(_ref("Problem")),
             },
-            "500": _problem_ref("InternalError"),
-            "503": _problem_ref("DatabaseUnavailable"),
+            "500": schemas.response_ref("InternalError"),
+            "503": schemas.response_ref("DatabaseUnavailable"),
         },
     }
 
@@ -591,10 +590,6 @@ def _headers() -> dict[str, Any]:
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def _problem_ref(response: str) -> dict[str, str]:
-    return {"$ref": _RESPONSES + response}
 
 
 def _problem_content(schema: dict[str, Any]) -> dict[str, Any]:

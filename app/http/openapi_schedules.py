@@ -8,9 +8,6 @@ from typing import Any
 from app.http import schemas
 
 JSON = "application/json"
-_SCHEMAS = "#/components/schemas/"
-_RESPONSES = "#/components/responses/"
-_HEADERS = "#/components/headers/"
 
 # --- the document --------------------------------------------------------------------------
 
@@ -26,13 +23,13 @@ def paths() -> dict[str, Any]:
     }
     not_found = {
         "description": "`not-found`: no such schedule for this caller (also another tenant's).",
-        "content": {"application/problem+json": {"schema": _ref("Problem")}},
+        "content": {"application/problem+json": {"schema": schemas.ref("Problem")}},
     }
     common = {
-        "500": _response("InternalError"),
-        "503": _response("DatabaseUnavailable"),
+        "500": schemas.response_ref("InternalError"),
+        "503": schemas.response_ref("DatabaseUnavailable"),
     }
-    one = {"description": "The schedule.", "content": {JSON: {"schema": _ref("Schedule")}}}
+    one = {"description": "The schedule.", "content": {JSON: {"schema": schemas.ref("Schedule")}}}
     return {
         "/v1/schedules": {
             "post": {
@@ -45,22 +42,22 @@ def paths() -> dict[str, Any]:
                 "parameters": [{"$ref": "#/components/parameters/IdempotencyKey"}],
                 "requestBody": {
                     "required": True,
-                    "content": {JSON: {"schema": _ref("ScheduleRequest")}},
+                    "content": {JSON: {"schema": schemas.ref("ScheduleRequest")}},
                 },
                 "responses": {
                     "201": {
                         **one,
                         "headers": {
-                            "Location": {"$ref": _HEADERS + "Location"},
-                            "Idempotent-Replayed": {"$ref": _HEADERS + "IdempotentReplayed"},
+                            "Location": schemas.header_ref("Location"),
+                            "Idempotent-Replayed": schemas.header_ref("IdempotentReplayed"),
                         },
                     },
-                    "400": _response("BadRequest"),
-                    "403": _response("TenantUnusable"),
-                    "409": _response("ScheduleConflict"),
-                    "413": _response("PayloadTooLarge"),
-                    "415": _response("UnsupportedMediaType"),
-                    "422": _response("ValidationFailed"),
+                    "400": schemas.response_ref("BadRequest"),
+                    "403": schemas.response_ref("TenantUnusable"),
+                    "409": schemas.response_ref("ScheduleConflict"),
+                    "413": schemas.response_ref("PayloadTooLarge"),
+                    "415": schemas.response_ref("UnsupportedMediaType"),
+                    "422": schemas.response_ref("ValidationFailed"),
                     **common,
                 },
             },
@@ -72,9 +69,9 @@ def paths() -> dict[str, Any]:
                 "responses": {
                     "200": {
                         "description": "One page of schedules.",
-                        "content": {JSON: {"schema": _ref("ScheduleList")}},
+                        "content": {JSON: {"schema": schemas.ref("ScheduleList")}},
                     },
-                    "422": _response("ValidationFailed"),
+                    "422": schemas.response_ref("ValidationFailed"),
                     **common,
                 },
             },
@@ -94,15 +91,15 @@ def paths() -> dict[str, Any]:
                 "parameters": [schedule_id],
                 "requestBody": {
                     "required": True,
-                    "content": {JSON: {"schema": _ref("SchedulePatch")}},
+                    "content": {JSON: {"schema": schemas.ref("SchedulePatch")}},
                 },
                 "responses": {
                     "200": one,
-                    "400": _response("BadRequest"),
+                    "400": schemas.response_ref("BadRequest"),
                     "404": not_found,
-                    "413": _response("PayloadTooLarge"),
-                    "415": _response("UnsupportedMediaType"),
-                    "422": _response("ValidationFailed"),
+                    "413": schemas.response_ref("PayloadTooLarge"),
+                    "415": schemas.response_ref("UnsupportedMediaType"),
+                    "422": schemas.response_ref("ValidationFailed"),
                     **common,
                 },
             },
@@ -119,11 +116,3 @@ def paths() -> dict[str, Any]:
             },
         },
     }
-
-
-def _ref(schema: str) -> dict[str, str]:
-    return {"$ref": _SCHEMAS + schema}
-
-
-def _response(name: str) -> dict[str, str]:
-    return {"$ref": _RESPONSES + name}

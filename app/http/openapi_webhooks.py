@@ -8,9 +8,6 @@ from typing import Any
 from app.http import schemas
 
 JSON = "application/json"
-_SCHEMAS = "#/components/schemas/"
-_RESPONSES = "#/components/responses/"
-_HEADERS = "#/components/headers/"
 
 
 def paths() -> dict[str, Any]:
@@ -24,18 +21,21 @@ def paths() -> dict[str, Any]:
     }
     not_found = {
         "description": "`not-found`: no such endpoint for this caller (also another tenant's).",
-        "content": {"application/problem+json": {"schema": _ref("Problem")}},
+        "content": {"application/problem+json": {"schema": schemas.ref("Problem")}},
     }
-    common = {"500": _response("InternalError"), "503": _response("DatabaseUnavailable")}
+    common = {
+        "500": schemas.response_ref("InternalError"),
+        "503": schemas.response_ref("DatabaseUnavailable"),
+    }
     body_errors = {
-        "400": _response("BadRequest"),
-        "413": _response("PayloadTooLarge"),
-        "415": _response("UnsupportedMediaType"),
-        "422": _response("ValidationFailed"),
+        "400": schemas.response_ref("BadRequest"),
+        "413": schemas.response_ref("PayloadTooLarge"),
+        "415": schemas.response_ref("UnsupportedMediaType"),
+        "422": schemas.response_ref("ValidationFailed"),
     }
 
     def answer(description: str, schema: str) -> dict[str, Any]:
-        return {"description": description, "content": {JSON: {"schema": _ref(schema)}}}
+        return {"description": description, "content": {JSON: {"schema": schemas.ref(schema)}}}
 
     return {
         "/v1/webhook-endpoints": {
@@ -46,17 +46,17 @@ def paths() -> dict[str, Any]:
                 "parameters": [{"$ref": "#/components/parameters/IdempotencyKey"}],
                 "requestBody": {
                     "required": True,
-                    "content": {JSON: {"schema": _ref("WebhookEndpointRequest")}},
+                    "content": {JSON: {"schema": schemas.ref("WebhookEndpointRequest")}},
                 },
                 "responses": {
                     "201": {
                         **answer("The endpoint, with its secret.", "WebhookEndpointWithSecret"),
                         "headers": {
-                            "Location": {"$ref": _HEADERS + "Location"},
-                            "Idempotent-Replayed": {"$ref": _HEADERS + "IdempotentReplayed"},
+                            "Location": schemas.header_ref("Location"),
+                            "Idempotent-Replayed": schemas.header_ref("IdempotentReplayed"),
                         },
                     },
-                    "409": _response("IdempotencyConflict"),
+                    "409": schemas.response_ref("IdempotencyConflict"),
                     **body_errors,
                     **common,
                 },
@@ -68,7 +68,7 @@ def paths() -> dict[str, Any]:
                 "parameters": schemas.query_parameters(schemas.PAGE_QUERY),
                 "responses": {
                     "200": answer("One page of endpoints.", "WebhookEndpointList"),
-                    "422": _response("ValidationFailed"),
+                    "422": schemas.response_ref("ValidationFailed"),
                     **common,
                 },
             },
@@ -92,7 +92,7 @@ def paths() -> dict[str, Any]:
                 "parameters": [endpoint_id],
                 "requestBody": {
                     "required": True,
-                    "content": {JSON: {"schema": _ref("WebhookEndpointPatch")}},
+                    "content": {JSON: {"schema": schemas.ref("WebhookEndpointPatch")}},
                 },
                 "responses": {
                     "200": answer("The endpoint.", "WebhookEndpoint"),
@@ -146,7 +146,7 @@ def paths() -> dict[str, Any]:
                 "responses": {
                     "200": answer("One page of deliveries.", "WebhookDeliveryList"),
                     "404": not_found,
-                    "422": _response("ValidationFailed"),
+                    "422": schemas.response_ref("ValidationFailed"),
                     **common,
                 },
             },
@@ -169,18 +169,10 @@ def paths() -> dict[str, Any]:
                     "202": answer("The delivery, pending again.", "WebhookDelivery"),
                     "404": {
                         "description": "`not-found`: no such delivery for this caller.",
-                        "content": {"application/problem+json": {"schema": _ref("Problem")}},
+                        "content": {"application/problem+json": {"schema": schemas.ref("Problem")}},
                     },
                     **common,
                 },
             },
         },
     }
-
-
-def _ref(schema: str) -> dict[str, str]:
-    return {"$ref": _SCHEMAS + schema}
-
-
-def _response(name: str) -> dict[str, str]:
-    return {"$ref": _RESPONSES + name}

@@ -344,6 +344,7 @@ _CURSOR_TEXT = re.compile(
     r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9]{1,19})"
 )
 MAX_CURSOR = 128  # characters; a genuine cursor is under 90
+_MAX_BIGINT = 2**63 - 1
 
 
 def encode_cursor(created_at: dt.datetime, item_id: uuid.UUID | int) -> str:
@@ -363,5 +364,10 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID | int]:
     match = _CURSOR_TEXT.fullmatch(raw)
     if match is None:
         raise ValueError("bad cursor")
-    item = int(match[2]) if match[2].isdigit() else uuid.UUID(match[2])
+    if match[2].isdigit():
+        item: uuid.UUID | int = int(match[2])
+        if item > _MAX_BIGINT:  # 19 digits can still overflow the bigint it is compared to
+            raise ValueError("bad cursor")
+    else:
+        item = uuid.UUID(match[2])
     return dt.datetime.fromisoformat(match[1]), item

@@ -91,6 +91,13 @@ def not_found(detail: str) -> Problem:
     return Problem(404, "not-found", "Not found", detail)
 
 
+def _retry_later(slug: str, detail: str, *, seconds: int) -> Response:
+    """503 with Retry-After: our trouble, which passes."""
+    return Problem(
+        503, slug, "Service unavailable", detail, headers={"Retry-After": str(seconds)}
+    ).to_response()
+
+
 def register_problem_handlers(app: Flask) -> None:
     """Turn every error, ours or Flask's, into a problem document."""
 
@@ -118,25 +125,21 @@ def register_problem_handlers(app: Flask) -> None:
     @app.errorhandler(psycopg_pool.PoolTimeout)
     def _database_unavailable(exc: Exception) -> Response:
         log.warning("database unavailable: %s", exc)
-        return Problem(
-            503,
+        return _retry_later(
             "database-unavailable",
-            "Service unavailable",
             "The database cannot be reached right now; retry shortly.",
-            headers={"Retry-After": "5"},
-        ).to_response()
+            seconds=5,
+        )
 
     @app.errorhandler(RowKeptVanishing)
     def _lost_race(exc: RowKeptVanishing) -> Response:
         log.warning("idempotent insert kept losing to deletes: %s", exc)
-        return Problem(
-            503,
+        return _retry_later(
             "busy",
-            "Service busy",
             "The resource this Idempotency-Key names is being deleted and created "
             "concurrently; retry shortly.",
-            headers={"Retry-After": "1"},
-        ).to_response()
+            seconds=1,
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:

@@ -79,6 +79,16 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": COMPONENTS + name}
 
 
+def response_ref(name: str) -> dict[str, str]:
+    """A $ref to the named response in components/responses (the problem responses)."""
+    return {"$ref": "#/components/responses/" + name}
+
+
+def header_ref(name: str) -> dict[str, str]:
+    """A $ref to the named header in components/headers."""
+    return {"$ref": "#/components/headers/" + name}
+
+
 # --- validation -----------------------------------------------------------------------------
 
 

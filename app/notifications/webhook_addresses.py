@@ -49,9 +49,11 @@ def url_problem(url: str, *, require_https: bool) -> str | None:
         return f"must be at most {MAX_URL} characters"
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018  (raises ValueError for a port out of range)
+        port = parts.port  # ValueError for one out of range
     except ValueError:
         return "is not a URL"
+    if port == 0:
+        return "must not name port 0"
     allowed = ("https",) if require_https else ("https", "http")
     if parts.scheme not in allowed:
         return "must be an https:// URL" if require_https else "must be an http(s):// URL"

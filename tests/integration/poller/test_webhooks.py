@@ -5,6 +5,7 @@ Every delivery is verified as a receiver would, with the standardwebhooks packag
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import threading
@@ -325,3 +326,15 @@ def test_an_endpoint_failing_for_five_days_is_disabled(
     assert shown["enabled"] is False and "5 days" in shown["disabled_reason"]
     dead = db.execute("SELECT dead_at FROM exports.outbox WHERE topic = 'webhook.deliver'")
     assert dead.fetchone()["dead_at"] is not None
+
+
+def test_a_delivery_cursor_past_bigint_is_a_422(client: FlaskClient, receiver: Receiver) -> None:
+    endpoint = create_endpoint(client, receiver.url)
+    cursor = base64.urlsafe_b64encode(b"2024-01-01T00:00:00+00:00,9999999999999999999")
+
+    response = client.get(
+        f"/v1/webhook-endpoints/{endpoint['id']}/deliveries?cursor={cursor.decode().rstrip('=')}"
+    )
+
+    assert response.status_code == 422  # was a 500: the id overflowed the bigint column
+    assert [e["pointer"] for e in response.get_json()["errors"]] == ["/cursor"]

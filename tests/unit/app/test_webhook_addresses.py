@@ -43,6 +43,7 @@ def test_an_allowed_network_lets_its_addresses_through_and_no_others() -> None:
         ("http://hooks.example.com/x", False, True),
         ("https://user:pw@hooks.example.com/", True, False),
         ("https://hooks.example.com:99999/", True, False),
+        ("https://hooks.example.com:0/", True, False),
         ("https:///nohost", True, False),
         ("https://hooks.example.com/#frag", True, False),
         ("javascript:alert(1)", False, False),

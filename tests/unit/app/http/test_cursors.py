@@ -56,6 +56,7 @@ def test_cursor_is_url_safe() -> None:
         pytest.param('{"a":' * 2000, id="nested-objects-unencoded"),
         pytest.param(encode_cursor(CREATED, JOB_ID) + "A" * 200, id="too-long"),
         pytest.param(b64(f"{CREATED.isoformat()},{JOB_ID}\n".encode()), id="trailing-newline"),
+        pytest.param(b64(f"{CREATED.isoformat()},9999999999999999999".encode()), id="past-bigint"),
     ],
 )
 def test_garbage_is_a_value_error(cursor: str) -> None:
@@ -92,3 +93,7 @@ def test_wrong_shape_is_a_value_error(shape: Any) -> None:
 def test_naive_timestamp_is_a_value_error(created_at: str) -> None:
     with pytest.raises(ValueError):
         decode_cursor(b64(json.dumps([created_at, str(JOB_ID)]).encode()))
+
+
+def test_an_integer_position_round_trips_up_to_bigint() -> None:
+    assert decode_cursor(encode_cursor(CREATED, 2**63 - 1)) == (CREATED, 2**63 - 1)
