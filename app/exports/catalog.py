@@ -4,7 +4,7 @@ A kind file starts with a TOML header in a block comment, then the query:
 
     /*---
     description = "Orders placed by the user"
-    formats = ["csv", "csv.gz"]          # optional; default: every format
+    formats = ["csv", "csv.gz", "xlsx"]  # optional; default: every format (formats.py)
 
     [params.since]
     type = "date"                        # string | integer | number | boolean | date | datetime
@@ -16,6 +16,8 @@ A kind file starts with a TOML header in a block comment, then the query:
 
 Queries use psycopg placeholders only. `%(owner_id)s` is always bound from the job (never
 from request params); every other placeholder must be a declared parameter and vice versa.
+Output column names must be unique: they are the CSV header, the JSON keys, the Parquet
+fields. Their types are learned from PostgreSQL (Catalog.describe), never declared.
 """
 
 from __future__ import annotations
@@ -25,14 +27,15 @@ import math
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
-FORMATS: dict[str, str] = {"csv": "text/csv", "csv.gz": "application/gzip"}
+from app.exports.columns import Column, DescribeError, describe_query
+from app.exports.formats import FORMATS
+
 PARAM_TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
 OWNER_PARAM = "owner_id"
 
@@ -79,6 +82,11 @@ class ExportKind:
     query: str
     params: tuple[Param, ...]
     formats: tuple[str, ...] = field(default=tuple(FORMATS))
+    columns: tuple[Column, ...] = ()  # empty until Catalog.describe
+
+    def column_names(self) -> tuple[str, ...]:
+        """The output columns' names, in the query's order."""
+        return tuple(c.name for c in self.columns)
 
     def validate_params(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Check request params; return them complete with defaults, still JSON-shaped."""
@@ -106,9 +114,10 @@ class ExportKind:
             raise ParamsInvalid(errors)
         return complete
 
-    def copy_statement(self) -> sql.Composed:
-        """COPY of the query as CSV with a header row, streamed to the client."""
-        return sql.SQL("COPY ({}) TO STDOUT (FORMAT csv, HEADER)").format(sql.SQL(self.query))
+    def describe(self, conn: psycopg.Connection) -> tuple[Column, ...]:
+        """The query's output columns as the database sees them now; DescribeError if not."""
+        # No owner either: a query then reads nothing, whatever it does with its owner.
+        return describe_query(conn, self.query, {**self.bind("", {}), OWNER_PARAM: None})
 
     def bind(self, owner_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """Query parameters: stored job params converted, and the owner from the job itself."""
@@ -133,18 +142,17 @@ class Catalog:
     def __iter__(self) -> Iterator[ExportKind]:
         return iter(sorted(self.kinds.values(), key=lambda k: k.name))
 
-    def plan_problems(self, conn: psycopg.Connection) -> dict[str, str]:
-        """Plan every query (EXPLAIN, params NULL) against a database; {kind: error}."""
+    def describe(self, conn: psycopg.Connection) -> tuple[Catalog, dict[str, str]]:
+        """This catalog with every kind's output columns, learned from a zero-row execution
+        of its query (params NULL); and {kind: why it cannot be described}."""
+        kinds = dict(self.kinds)
         problems: dict[str, str] = {}
         for kind in self:
             try:
-                with conn.transaction():
-                    conn.execute(
-                        sql.SQL("EXPLAIN {}").format(sql.SQL(kind.query)), kind.bind("", {})
-                    )
-            except psycopg.Error as exc:
-                problems[kind.name] = str(exc).strip()
-        return problems
+                kinds[kind.name] = replace(kind, columns=kind.describe(conn))
+            except DescribeError as exc:
+                problems[kind.name] = str(exc)
+        return Catalog(kinds), problems
 
 
 def load_catalog(folder: Path) -> Catalog:
@@ -200,6 +208,8 @@ def parse_kind(name: str, text: str) -> ExportKind:
         raise CatalogError("formats must name at least one format")
     if unknown := set(formats) - set(FORMATS):
         raise CatalogError(f"unknown formats {sorted(unknown)}; known: {list(FORMATS)}")
+    if len(set(formats)) != len(formats):
+        raise CatalogError("formats lists a format twice")
     return ExportKind(
         name=name,
         description=str(header.get("description", "")),

@@ -22,6 +22,7 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from app.exports.formats import CSV_FAMILY, CsvOptions, FileOptions
 from app.exports.topics import EXPORT_RUN
 from app.notifications import email, webhooks
 from app.platform import crypto
@@ -75,6 +76,40 @@ class Job:
     email_status: str | None
     schedule_id: uuid.UUID | None
     notify_webhook: bool
+    columns: list[str] | None
+    timezone: str
+    csv_options: dict[str, Any] | None
+    safe_cells: bool
+    max_part_bytes: int
+    result_parts: list[dict[str, Any]] | None
+
+    @property
+    def options(self) -> FileOptions:
+        """How the file is shaped: columns, time zone, CSV dialect, safe cells, parts."""
+        return FileOptions(
+            columns=tuple(self.columns) if self.columns is not None else None,
+            timezone=self.timezone,
+            csv=CsvOptions.from_json(self.csv_options),
+            safe_cells=self.safe_cells,
+            max_part_bytes=self.max_part_bytes,
+        )
+
+    @property
+    def parts(self) -> list[StoredPart]:
+        """The stored files in order (jobs made before parts existed had exactly one)."""
+        if self.result_parts is not None:
+            return [StoredPart(**part) for part in self.result_parts]
+        if self.result_key is None:
+            return []
+        assert self.result_rows is not None and self.result_bytes is not None
+        return [
+            StoredPart(
+                key=self.result_key,
+                rows=self.result_rows,
+                bytes=self.result_bytes,
+                sha256=self.result_sha256 or "",
+            )
+        ]
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Job:
@@ -96,29 +131,64 @@ class ExportRequest:
     format: str
     notify_email: str | None
     notify_webhook: bool = True  # the tenant's webhook endpoints hear of it
+    options: FileOptions = dataclasses.field(default_factory=FileOptions)
 
     def fingerprint(self) -> str:
         """sha256 of the request's canonical JSON: tells a retry from a different request."""
         return request_fingerprint(self.fingerprint_fields())
 
     def fingerprint_fields(self) -> dict[str, Any]:
-        """What the fingerprint covers. notify_webhook's default is left out, so requests
-        made before webhooks existed keep their fingerprint across the upgrade."""
+        """What the fingerprint covers. Defaults of what came later (notify_webhook, the file
+        options) are left out, so older requests keep their fingerprint across upgrades."""
         fields = dict(self.__dict__)
         if fields["notify_webhook"]:
             del fields["notify_webhook"]
-        return fields
+        del fields["options"]
+        return {**fields, **self.options.changed_fields()}
+
+    def option_columns(self) -> dict[str, Any]:
+        """The file options as exports.jobs / exports.schedules columns (timezone apart)."""
+        options = self.options
+        return {
+            "columns": list(options.columns) if options.columns is not None else None,
+            "csv_options": Jsonb(options.csv.to_json()) if self.format in CSV_FAMILY else None,
+            "safe_cells": options.safe_cells,
+            "max_part_bytes": options.max_part_bytes,
+        }
 
 
 @dataclass(frozen=True)
-class ExportResult:
-    """What a finished export produced."""
+class StoredPart:
+    """One stored file of an export (most exports have exactly one)."""
 
     key: str
     rows: int
     bytes: int
     sha256: str
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What a finished export produced: its parts, and the manifest when there are several."""
+
+    parts: tuple[StoredPart, ...]
     content_type: str
+    manifest: StoredPart | None = None
+
+    @property
+    def key(self) -> str:
+        """What exports.jobs.result_key names: the only part, or the manifest."""
+        return (self.manifest or self.parts[0]).key
+
+    @property
+    def rows(self) -> int:
+        """Data rows, every part together."""
+        return sum(p.rows for p in self.parts)
+
+    @property
+    def bytes(self) -> int:
+        """Bytes stored, every part together (the manifest not counted)."""
+        return sum(p.bytes for p in self.parts)
 
 
 def sealed_address(column: str, address: str | None) -> dict[str, str | None]:
@@ -207,6 +277,8 @@ def request_export(
             "kind": request.kind,
             "params": Jsonb(request.params),
             "format": request.format,
+            **request.option_columns(),
+            "timezone": request.options.timezone,
             **sealed_address("notify_email", request.notify_email),
             "notify_webhook": request.notify_webhook,
             "idempotency_key": idempotency_key,
@@ -349,8 +421,9 @@ def finish_export(
         key=result.key,
         rows=result.rows,
         bytes=result.bytes,
-        sha256=result.sha256,
+        sha256=(result.manifest or result.parts[0]).sha256,
         content_type=result.content_type,
+        parts=Jsonb([dataclasses.asdict(p) for p in result.parts]),
         retention_seconds=retention_seconds,
     )
     outbox.complete_message(conn, message)
@@ -437,6 +510,7 @@ def expire_job(conn: Connection, storage: Storage, job_id: uuid.UUID) -> Job | N
 
 
 # --- operators (exports-admin; the same SQL functions DBAs call) ----------------------------
+
 
 class NotRetryable(Exception):
     """The job is not failed or cancelled, or its export is still stopping; `job` is it now."""

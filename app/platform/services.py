@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import psycopg
 from psycopg_pool import ConnectionPool
+from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
-from app.exports.catalog import Catalog, load_catalog
+from app.exports.catalog import Catalog, CatalogError, load_catalog
 from app.exports.links import LinkSigner
 from app.platform import crypto
-from app.platform.db import open_pool
+from app.platform.db import SESSION_OPTIONS, open_pool
 from app.platform.settings import Settings
 from app.storage import Storage, storage_from_settings
 
@@ -31,8 +33,12 @@ class Services:
     def build(
         cls, settings: Settings, *, name: str, pool_size: int = 10, pool_timeout: float = 10.0
     ) -> Services:
-        """Load and check the catalog first (a broken one stops start-up), then connect."""
-        catalog = load_catalog(settings.catalog_dir)
+        """Load, check and describe the catalog first (a broken one stops start-up), then
+        connect."""
+        catalog = describe_catalog(
+            load_catalog(settings.catalog_dir),
+            settings.source_database_url or settings.database_url,
+        )
         crypto.configure(settings.encryption_keys)
         storage = storage_from_settings(settings)
         links = LinkSigner(settings.secret_key, settings.public_url, settings.retention_seconds)
@@ -49,6 +55,30 @@ class Services:
         for closer in reversed(self._closers):
             closer()
         self.pool.close(timeout=timeout)
+
+
+# Processes often start together with their database (compose, a deploy): wait for it a
+# while before giving up, rather than crash-looping.
+CATALOG_DB_WAIT_SECONDS = 30.0
+
+
+@retry(
+    retry=retry_if_exception_type(psycopg.OperationalError),
+    stop=stop_after_delay(CATALOG_DB_WAIT_SECONDS),
+    wait=wait_fixed(1.0),
+    reraise=True,
+)
+def describe_catalog(catalog: Catalog, source_url: str) -> Catalog:
+    """`catalog` with every kind's output columns, read from the database the exports read;
+    CatalogError naming each kind whose query cannot be described."""
+    with psycopg.connect(source_url, options=SESSION_OPTIONS, connect_timeout=5) as conn:
+        described, problems = catalog.describe(conn)
+    if problems:
+        raise CatalogError(
+            "export kinds whose query PostgreSQL cannot describe:\n  "
+            + "\n  ".join(f"{name}: {problem}" for name, problem in problems.items())
+        )
+    return described
 
 
 def current_services() -> Services:

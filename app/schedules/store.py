@@ -16,6 +16,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from app.exports import jobs
+from app.exports.formats import CsvOptions, FileOptions
 from app.exports.jobs import ExportRequest
 from app.platform import crypto
 from app.platform.db import fetch_all, fetch_one, insert_or_find, keyset_after, request_fingerprint
@@ -73,6 +74,10 @@ class Schedule:
     request_fingerprint: str | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    columns: list[str] | None
+    csv_options: dict[str, Any] | None
+    safe_cells: bool
+    max_part_bytes: int
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Schedule:
@@ -98,6 +103,14 @@ class Schedule:
             format=self.format,
             notify_email=self.notify_email,
             notify_webhook=self.notify_webhook,
+            # Its jobs run in the schedule's own time zone.
+            options=FileOptions(
+                columns=tuple(self.columns) if self.columns is not None else None,
+                timezone=self.timezone,
+                csv=CsvOptions.from_json(self.csv_options),
+                safe_cells=self.safe_cells,
+                max_part_bytes=self.max_part_bytes,
+            ),
         )
 
     def upcoming(self, count: int = UPCOMING_RUNS) -> list[dt.datetime]:
@@ -172,6 +185,7 @@ def create_schedule(
             "kind": export.kind,
             "params": Jsonb(export.params),
             "format": export.format,
+            **export.option_columns(),
             **jobs.sealed_address("notify_email", export.notify_email),
             "notify_webhook": export.notify_webhook,
             "cron": timing.cron,
@@ -291,8 +305,12 @@ def fire_due_schedules(
         except jobs.QuotaExceeded as exc:
             log.warning(
                 "schedule slot skipped: the owner is at the export quota",
-                extra={"schedule_id": str(schedule.id), "slot": slot.isoformat(),
-                       "active": exc.active, "limit": exc.limit},
+                extra={
+                    "schedule_id": str(schedule.id),
+                    "slot": slot.isoformat(),
+                    "active": exc.active,
+                    "limit": exc.limit,
+                },
             )
             fired.append(Fired(schedule.id, slot, None, next_run_at, SKIPPED_OWNER_QUOTA))
         else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Protocol
@@ -66,11 +67,12 @@ class Storage(Protocol):
         """Remove a stored object; no error when it is already gone."""
         ...
 
-    def discard(self, prefix: str, *, keep: str | None = None) -> int:
-        """Remove every object and unfinished upload under `prefix` but `keep`; how many.
+    def discard(self, prefix: str, *, keep: Collection[str] = ()) -> int:
+        """Remove every object and unfinished upload under `prefix` but those in `keep`; how
+        many.
 
         The attempt that owns a job calls this for the job's prefix, before it starts and
-        again once its result is recorded (keeping the result), so what a killed or cut-off
+        again once its result is recorded (keeping its files), so what a killed or cut-off
         predecessor left does not outlive it.
         """
         ...

@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Collection
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 from urllib.parse import unquote, urlsplit
@@ -69,12 +70,13 @@ class FileStorage:
         """Remove the file if it is there."""
         self.path(key).unlink(missing_ok=True)
 
-    def discard(self, prefix: str, *, keep: str | None = None) -> int:
-        """Remove every file (finished or half-written) under the folder `prefix` but `keep`."""
+    def discard(self, prefix: str, *, keep: Collection[str] = ()) -> int:
+        """Remove every file (finished or half-written) under the folder `prefix` but those
+        in `keep`."""
         folder = self.path(prefix.rstrip("/"))
-        kept = self.path(keep) if keep else None
+        kept = {self.path(key) for key in keep}
         files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
-        files = [p for p in files if p != kept]
+        files = [p for p in files if p not in kept]
         for path in files:
             path.unlink(missing_ok=True)
         return len(files)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, BinaryIO, cast
 from urllib.parse import quote, urlsplit
 
@@ -147,10 +147,11 @@ class S3Storage:
             self._client.delete_object(Bucket=self.bucket, Key=self.object_name(key))
 
     @retry_transient
-    def discard(self, prefix: str, *, keep: str | None = None) -> int:
-        """Abort unfinished multipart uploads and delete objects under `prefix` but `keep`."""
+    def discard(self, prefix: str, *, keep: Collection[str] = ()) -> int:
+        """Abort unfinished multipart uploads and delete objects under `prefix` but those
+        in `keep`."""
         name = self.object_name(prefix)
-        kept = self.object_name(keep) if keep else None
+        kept = {self.object_name(key) for key in keep}
         removed = 0
         with boto_errors_classified():
             uploads = self._client.get_paginator("list_multipart_uploads")
@@ -161,7 +162,7 @@ class S3Storage:
             objects = self._client.get_paginator("list_objects_v2")
             for page in objects.paginate(Bucket=self.bucket, Prefix=name):
                 for item in page.get("Contents", []):
-                    if item["Key"] != kept:
+                    if item["Key"] not in kept:
                         self._client.delete_object(Bucket=self.bucket, Key=item["Key"])
                         removed += 1
         return removed

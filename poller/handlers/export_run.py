@@ -1,17 +1,29 @@
-"""export.run: stream the kind's query through COPY into storage, then finish the job."""
+"""export.run: stream the kind's query through COPY into storage, then finish the job.
+
+The file is stored as one or more parts (poller/files); with more than one, a
+manifest.json lists them, and the job's result_key names the manifest.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import io
+import json
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import psycopg
 from psycopg import Connection
 from psycopg_pool import ConnectionPool
 
 from app.exports import jobs
-from app.exports.catalog import FORMATS, ExportKind
+from app.exports.catalog import ExportKind
+from app.exports.columns import DescribeError, choose
+from app.exports.formats import FORMATS
+from app.exports.jobs import StoredPart
+from app.exports.shaping import copy_statement
 from app.platform.db import LeaseLost
 from app.platform.errors import PermanentError
 from app.platform.logs import bind_context
@@ -22,7 +34,7 @@ from app.storage import job_prefix
 from poller import metrics
 from poller.core.handler import Settled
 from poller.core.lease import Lease, StopReason, WorkStopped
-from poller.handlers.export_file import ExportFile
+from poller.files import ExportParts, FileShape, manifest_key, part_key
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +71,18 @@ class ExportRun:
             with pool.connection() as conn:
                 jobs.record_progress(conn, message, rows=rows, bytes_=bytes_)
 
-        key = object_key(job)
+        base = object_base(job)
+        stored: list[str] = []  # every key written, to delete if the job does not take them
         try:
-            export, rows = self._upload(job, kind, key, save_progress, message.deadline_seconds)
+            result = self._export(job, kind, base, stored, save_progress, message.deadline_seconds)
         except jobs.ExportStopped as exc:  # a progress write found the job not running
+            self._delete_orphans(stored)
             if self._settle_if_cancelled(message):
                 return Settled.BY_HANDLER
             raise WorkStopped(StopReason.LEASE_LOST, str(exc)) from None
-        result = jobs.ExportResult(
-            key=key,
-            rows=rows,
-            bytes=export.bytes,
-            sha256=export.sha256,
-            content_type=FORMATS[job.format],
-        )
+        except BaseException:
+            self._delete_orphans(stored)
+            raise
         try:
             with pool.connection() as conn:
                 jobs.finish_export(
@@ -82,61 +92,116 @@ class ExportRun:
                     retention_seconds=self.services.settings.retention_seconds,
                 )
         except LeaseLost:
-            # The object exists but the job does not point at it: don't leave it behind.
-            self._delete_orphan(key)
+            # The objects exist but the job does not point at them: don't leave them behind.
+            self._delete_orphans(stored)
             # Cancelled after the last progress write: settle now, not when the lease
             # lapses (which would also count an attempt).
             if self._settle_if_cancelled(message):
                 return Settled.BY_HANDLER
             raise
         except BaseException:
-            self._delete_orphan(key)
+            self._delete_orphans(stored)
             raise
         # An upload of an earlier attempt may have landed after this one started (a request
         # already in flight when its poller died): the job's prefix holds its result only.
-        self._discard_leftovers(job, keep=key)
-        metrics.EXPORTED_ROWS.inc(rows)
-        metrics.EXPORTED_BYTES.inc(export.bytes)
+        self._discard_leftovers(job, keep=stored)
+        metrics.EXPORTED_ROWS.inc(result.rows)
+        metrics.EXPORTED_BYTES.inc(result.bytes)
         log.info(
             "export finished",
-            extra={"job_id": str(job.id), "rows": rows, "bytes": export.bytes, "key": key},
+            extra={
+                "job_id": str(job.id),
+                "rows": result.rows,
+                "bytes": result.bytes,
+                "parts": len(result.parts),
+                "key": result.key,
+            },
         )
         return Settled.BY_HANDLER
 
-    def _upload(
+    def _export(
         self,
         job: jobs.Job,
         kind: ExportKind,
-        key: str,
+        base: str,
+        stored: list[str],
         on_progress: Callable[[int, int], None],
         deadline_seconds: float,
-    ) -> tuple[ExportFile, int]:
-        """COPY the kind's query into storage; (the uploaded file, its row count)."""
+    ) -> jobs.ExportResult:
+        """COPY the kind's query into storage, part by part, keys appended to `stored` as
+        they are written; the result to record."""
+        fmt = FORMATS[job.format]
+        storage = self.services.storage
+        parts: list[StoredPart] = []
         with self.source_pool.connection() as source, source.cursor() as cur:
-            # The catalog query may only read, and may not run forever.
+            # The catalog query may only read, and may not run forever; its session's
+            # time zone is the job's, and dates print the ISO way whatever the server says.
             cur.execute("SET TRANSACTION READ ONLY")
             cur.execute(f"SET LOCAL statement_timeout = {int(deadline_seconds * 1000)}")
+            cur.execute(
+                "SELECT set_config('TimeZone', %s, true),"
+                " set_config('DateStyle', 'ISO, YMD', true)",
+                [job.timezone],
+            )
+            shape = FileShape(fmt, self._columns(source, kind, job), job.options, kind.name)
             try:
-                with (
-                    cur.copy(kind.copy_statement(), kind.bind(job.owner_id, job.params)) as copy,
-                    # Closed (its compression thread stopped) before the COPY ends, either way.
-                    ExportFile(
-                        copy,
-                        gzip=job.format.endswith(".gz"),
-                        on_progress=on_progress,
-                        record_per_chunk=True,
-                    ) as export,
-                ):
-                    self.services.storage.upload(key, export, FORMATS[job.format])
+                with cur.copy(
+                    copy_statement(kind.query, shape.columns, fmt, job.options),
+                    kind.bind(job.owner_id, job.params),
+                ) as copy:
+                    for number, part in enumerate(
+                        ExportParts(copy, shape, on_progress=on_progress), start=1
+                    ):
+                        key = part_key(base, number, fmt)
+                        stored.append(key)
+                        storage.upload(key, part, fmt.content_type)  # type: ignore[arg-type]
+                        parts.append(StoredPart(key, part.rows, part.bytes, part.sha256))
             except psycopg.errors.QueryCanceled as exc:
                 # Running it again would take as long again: fail with a clear reason.
                 raise PermanentError(
                     f"the export query ran past its deadline of {deadline_seconds:g} s "
                     f"(exports.topics) or was cancelled by an operator: {exc}"
                 ) from exc
-            return export, cur.rowcount if cur.rowcount >= 0 else export.rows
+        manifest = None
+        if len(parts) > 1:
+            manifest = self._store_manifest(job, base, parts)
+            stored.append(manifest.key)
+        return jobs.ExportResult(tuple(parts), fmt.content_type, manifest)
 
-    def _discard_leftovers(self, job: jobs.Job, keep: str | None = None) -> None:
+    @staticmethod
+    def _columns(source: Connection, kind: ExportKind, job: jobs.Job) -> tuple:
+        """The job's columns as the query gives them now (a type may have changed since
+        the API checked the request, a column may have gone)."""
+        try:
+            return choose(kind.describe(source), job.columns)
+        except DescribeError as exc:
+            raise PermanentError(f"the export query cannot be described: {exc}") from None
+        except KeyError as exc:
+            raise PermanentError(
+                f"column {exc.args[0]!r} is no longer in the output of kind {kind.name!r}"
+            ) from None
+
+    def _store_manifest(self, job: jobs.Job, base: str, parts: list[StoredPart]) -> StoredPart:
+        """Write manifest.json: every part's key, rows, bytes and sha256, in order."""
+        document = {
+            "job_id": str(job.id),
+            "kind": job.kind,
+            "format": job.format,
+            "content_type": FORMATS[job.format].content_type,
+            "rows": sum(p.rows for p in parts),
+            "bytes": sum(p.bytes for p in parts),
+            "created_at": job.created_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+            "parts": [
+                {"number": n, "key": p.key, "rows": p.rows, "bytes": p.bytes, "sha256": p.sha256}
+                for n, p in enumerate(parts, start=1)
+            ],
+        }
+        data = json.dumps(document, indent=2).encode() + b"\n"
+        key = manifest_key(base)
+        self.services.storage.upload(key, io.BytesIO(data), "application/json")
+        return StoredPart(key, 0, len(data), hashlib.sha256(data).hexdigest())
+
+    def _discard_leftovers(self, job: jobs.Job, keep: Collection[str] = ()) -> None:
         """Remove what earlier attempts left under the job's prefix (all but `keep`).
 
         A killed predecessor's half-done multipart upload, or a file it uploaded but never
@@ -158,11 +223,12 @@ class ExportRun:
                 extra={"job_id": str(job.id), "removed": removed},
             )
 
-    def _delete_orphan(self, key: str) -> None:
-        try:
-            self.services.storage.delete(key)
-        except Exception:
-            log.exception("could not delete orphaned export file", extra={"key": key})
+    def _delete_orphans(self, keys: list[str]) -> None:
+        for key in keys:
+            try:
+                self.services.storage.delete(key)
+            except Exception:
+                log.exception("could not delete orphaned export file", extra={"key": key})
 
     def _settle_if_cancelled(self, message: Message) -> bool:
         """If the job was cancelled, complete its message now (fenced) and say so: the
@@ -188,10 +254,11 @@ class ExportRun:
         jobs.requeue_handed_back(conn, message)
 
 
-def object_key(job: jobs.Job) -> str:
-    """Where the file goes: by tenant and job, with a random part nobody can guess."""
+def object_base(job: jobs.Job) -> str:
+    """Where the files go: by tenant and job, with a random part nobody can guess; the
+    parts and the manifest are named under it (poller.files.part_key, manifest_key)."""
     try:
         prefix = job_prefix(job.tenant, job.id)
     except ValueError as exc:  # retrying cannot make the tenant's name storable
         raise PermanentError(str(exc)) from None
-    return f"{prefix}{secrets.token_urlsafe(16)}.{job.format}"
+    return f"{prefix}{secrets.token_urlsafe(16)}"

@@ -13,10 +13,12 @@
 -- an idle poller then polls once and finds nothing.
 WITH job AS (
     INSERT INTO exports.jobs
-        (tenant, owner_id, kind, params, format, notify_email, notify_email_masked,
-         notify_webhook, idempotency_key, request_fingerprint, schedule_id)
+        (tenant, owner_id, kind, params, format, columns, timezone, csv_options, safe_cells,
+         max_part_bytes, notify_email, notify_email_masked, notify_webhook, idempotency_key,
+         request_fingerprint, schedule_id)
     VALUES
-        (%(tenant)s, %(owner_id)s, %(kind)s, %(params)s, %(format)s, %(notify_email)s,
+        (%(tenant)s, %(owner_id)s, %(kind)s, %(params)s, %(format)s, %(columns)s,
+         %(timezone)s, %(csv_options)s, %(safe_cells)s, %(max_part_bytes)s, %(notify_email)s,
          %(notify_email_masked)s, %(notify_webhook)s, %(idempotency_key)s,
          %(request_fingerprint)s, %(schedule_id)s)
     ON CONFLICT (tenant, owner_id, idempotency_key) DO NOTHING
@@ -97,6 +99,7 @@ SET state = 'succeeded', finished_at = now(),
     progress_rows = %(rows)s, progress_bytes = %(bytes)s,
     result_key = %(key)s, result_rows = %(rows)s, result_bytes = %(bytes)s,
     result_sha256 = %(sha256)s, result_content_type = %(content_type)s,
+    result_parts = %(parts)s,
     expires_at = now() + make_interval(secs => %(retention_seconds)s),
     last_error = NULL
 WHERE id = %(id)s AND attempts = %(attempt)s AND state = 'running'

@@ -4,12 +4,14 @@
 -- name: insert_schedule
 -- With an idempotency key, a repeat inserts nothing (see get_schedule_by_key).
 INSERT INTO exports.schedules
-    (tenant, owner_id, kind, params, format, notify_email, notify_email_masked, notify_webhook,
-     cron, timezone, enabled, next_run_at, idempotency_key, request_fingerprint)
+    (tenant, owner_id, kind, params, format, columns, csv_options, safe_cells, max_part_bytes,
+     notify_email, notify_email_masked, notify_webhook, cron, timezone, enabled, next_run_at,
+     idempotency_key, request_fingerprint)
 VALUES
-    (%(tenant)s, %(owner_id)s, %(kind)s, %(params)s, %(format)s, %(notify_email)s,
-     %(notify_email_masked)s, %(notify_webhook)s, %(cron)s, %(timezone)s, %(enabled)s, %(next_run_at)s, %(idempotency_key)s,
-     %(request_fingerprint)s)
+    (%(tenant)s, %(owner_id)s, %(kind)s, %(params)s, %(format)s, %(columns)s,
+     %(csv_options)s, %(safe_cells)s, %(max_part_bytes)s, %(notify_email)s,
+     %(notify_email_masked)s, %(notify_webhook)s, %(cron)s, %(timezone)s, %(enabled)s,
+     %(next_run_at)s, %(idempotency_key)s, %(request_fingerprint)s)
 ON CONFLICT (tenant, owner_id, idempotency_key) DO NOTHING
 RETURNING *;
 

@@ -53,18 +53,19 @@ def seed_demo(rows: int, owners: int, if_empty: bool, as_json: bool) -> None:
 @click.command("check-catalog")
 @json_option
 def check_catalog(as_json: bool) -> None:
-    """Parse every export kind and plan its query against the database (EXPLAIN)."""
+    """Parse every export kind and describe its query's output columns against the database."""
     config = settings()
     try:
         catalog = load_catalog(config.catalog_dir)
     except CatalogError as exc:
         raise click.ClickException(str(exc)) from None
     with connect(config.source_database_url or config.database_url) as conn:
-        problems = catalog.plan_problems(conn)
+        described, problems = catalog.describe(conn)
     if as_json:
         emit_json({kind.name: problems.get(kind.name, "ok") for kind in catalog})
     else:
-        for kind in catalog:
-            click.echo(f"{kind.name}: {problems.get(kind.name, 'ok')}")
+        for kind in described:
+            columns = ", ".join(f"{c.name} {c.pg_type}" for c in kind.columns)
+            click.echo(f"{kind.name}: {problems.get(kind.name) or 'ok (' + columns + ')'}")
     if problems:
         sys.exit(1)

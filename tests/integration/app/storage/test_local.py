@@ -133,5 +133,5 @@ def test_discard_can_keep_one_file(storage: FileStorage, tmp_path: Path) -> None
     storage.upload("t/job-1/result.csv", io.BytesIO(b"a,b\n"), "text/csv")
     storage.upload("t/job-1/stray.csv", io.BytesIO(b"a,b\n"), "text/csv")
 
-    assert storage.discard("t/job-1/", keep="t/job-1/result.csv") == 1
+    assert storage.discard("t/job-1/", keep=["t/job-1/result.csv"]) == 1
     assert files_under(tmp_path / "exports") == [storage.path("t/job-1/result.csv")]

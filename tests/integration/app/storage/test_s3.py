@@ -252,7 +252,7 @@ def test_discard_can_keep_the_result(storage: S3Storage, s3_client: Any, s3_buck
     storage.upload("t/job-1/stray.csv", io.BytesIO(b"a,b\n"), "text/csv")
     s3_client.create_multipart_upload(Bucket=s3_bucket, Key="exports/t/job-1/lost-answer.csv")
 
-    assert storage.discard("t/job-1/", keep="t/job-1/result.csv") == 2
+    assert storage.discard("t/job-1/", keep=["t/job-1/result.csv"]) == 2
     listed = s3_client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])
     assert [item["Key"] for item in listed] == ["exports/t/job-1/result.csv"]
     assert in_progress_uploads(s3_client, s3_bucket) == []

@@ -1,15 +1,19 @@
-"""The export file as a readable stream: COPY rows → (gzip) → bytes for the storage upload.
+"""One part of a text export (csv, jsonl, optionally gzipped) as a readable stream.
 
 Storage pulls with read(n) (boto3's managed multipart upload does), so memory stays
 constant whatever the export's size. On the way through we count rows and bytes and hash
 what is stored, and call back regularly so the job's progress is saved and the export can
 be stopped (cancelled, lease lost) by raising from that callback.
 
-Two threads share the work, like `psql | gzip`: the one calling read() takes the COPY rows
-(one small chunk per row, Python-bound), joins them into blocks and counts records; a
-worker thread compresses the blocks (zlib-ng releases the GIL while it works), so the two
-overlap on two cores. At most BLOCKS_IN_FLIGHT blocks are between the two, which bounds
-memory.
+Two threads share the work, like `psql | gzip`: the one calling read() takes the COPY
+records and joins them into blocks; a worker thread compresses the blocks (zlib-ng releases
+the GIL while it works), so the two overlap on two cores. At most BLOCKS_IN_FLIGHT blocks
+are between the two, which bounds memory.
+
+A part ends when the feed is exhausted or when the next record could make it bigger than
+`max_bytes`. Each compressed block ends with a zlib sync flush, so what has come back from
+the worker is exactly what the part holds so far; the blocks still with the worker are
+counted at their worst case (deflate's bound), so the limit holds without guessing.
 """
 
 from __future__ import annotations
@@ -20,65 +24,72 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from typing import Protocol
 
 # zlib-ng: zlib's API and standard gzip output, ~30 % less CPU than zlib at the same
 # level (output ~3 % larger on the demo CSV); compressing is most of an export's CPU.
 from zlib_ng import zlib_ng
 
-# Raw CSV handed to the worker at once: big enough that the GIL hand-over around each
-# compress call is small next to the compression itself.
-BLOCK_BYTES = 1024 * 1024
+from poller.files.feed import BLOCK_BYTES, RecordFeed
+
 BLOCKS_IN_FLIGHT = 4
 PROGRESS_SECONDS = 2.0
 GZIP_LEVEL = 6  # gzip(1)'s default, so `psql | gzip` is a like-for-like reference
 _GZIP = 16 + zlib_ng.MAX_WBITS  # zlib wbits that select the gzip container
-_END = object()  # to the worker: the COPY output is complete; from it: all flushed
+# gzip header and trailer, the final empty deflate block, a sync flush's marker.
+_GZIP_FRAMING = 64
+_END = object()  # to the worker: the part is complete; from it: all flushed
 _STOP = object()  # to the worker: stop now, nothing more will be read
+UNLIMITED = 2**63
 
 
 class _Compressor(Protocol):
     def compress(self, data: bytes | bytearray, /) -> bytes: ...
 
-    def flush(self) -> bytes: ...
+    def flush(self, mode: int = ..., /) -> bytes: ...
 
 
-class ExportFile(io.RawIOBase):
-    """Non-seekable reader over COPY ... (FORMAT csv, HEADER) output; close() it after use."""
+def stored_bound(raw: int, *, gzip: bool) -> int:
+    """The most bytes `raw` bytes of input can become in the stored part."""
+    # deflate's own bound is raw + raw/4096 + raw/16384 + 13 (zlib deflateBound).
+    return raw + raw // 1000 + _GZIP_FRAMING if gzip else raw
+
+
+class TextPart(io.RawIOBase):
+    """Non-seekable reader over one part of the export; close() it after use."""
 
     def __init__(
         self,
-        copy_chunks: Iterable[bytes | memoryview],
+        feed: RecordFeed,
         *,
         gzip: bool,
         on_progress: Callable[[int, int], None],
+        preamble: bytes = b"",
+        max_bytes: int = UNLIMITED,
         progress_seconds: float = PROGRESS_SECONDS,
         gzip_level: int = GZIP_LEVEL,
-        record_per_chunk: bool = False,
     ) -> None:
-        """`record_per_chunk`: each chunk is exactly one CSV record (psycopg's COPY output).
-
-        PostgreSQL sends COPY TO STDOUT output as one CopyData message per row (protocol
-        docs, "Copy-out mode"), and psycopg yields one message per chunk: counting chunks
-        is then exact and cheaper than parsing quotes, which costs ~15 % of the reader.
-        """
+        """`preamble` starts the part (a BOM, the CSV header); `on_progress(rows, bytes)` is
+        called every `progress_seconds` and at the end."""
         super().__init__()
-        self._record_per_chunk = record_per_chunk
-        self._chunks: Iterator[bytes | memoryview] = iter(copy_chunks)
+        self._feed = feed
+        self._gzip = gzip
         self._on_progress = on_progress
+        self._preamble = preamble
+        self._max_bytes = max_bytes
         self._progress_seconds = progress_seconds
         self._next_progress = time.monotonic() + progress_seconds
         self._output: deque[bytes] = deque()  # stored bytes not read yet, in order
-        self._copy_done = False  # every COPY chunk has been handed to the worker
+        self._bounds: deque[int] = deque()  # worst-case output of each block in flight
+        self._input_done = False  # the part's last block has been handed to the worker
         self._eof = False  # ... and the worker has returned all of its output
-        self._in_flight = 0  # blocks handed to the worker and not returned yet
         self._stopping = False
         self._failed: BaseException | None = None
-        self._in_quotes = False
-        self._newlines = 0
-        self._sha256 = hashlib.sha256()
+        self.full = False  # the part ended because the next record did not fit
+        self.rows = 0  # data records in the part (the preamble is not one)
         self.bytes = 0  # of the stored (possibly compressed) output
+        self._sha256 = hashlib.sha256()
         compressor = zlib_ng.compressobj(gzip_level, zlib_ng.DEFLATED, _GZIP) if gzip else None
         self._todo: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -86,11 +97,6 @@ class ExportFile(io.RawIOBase):
             target=self._work, args=(compressor,), name="export-gzip", daemon=True
         )
         self._worker.start()
-
-    @property
-    def rows(self) -> int:
-        """Data rows read so far (CSV records, header excluded)."""
-        return max(0, self._newlines - 1)
 
     @property
     def sha256(self) -> str:
@@ -102,7 +108,7 @@ class ExportFile(io.RawIOBase):
         return True
 
     def read(self, size: int | None = -1) -> bytes:
-        """Up to `size` bytes (exactly `size` until the end); b"" once the export is complete.
+        """Up to `size` bytes (exactly `size` until the end); b"" once the part is complete.
 
         The result is assembled in a BytesIO as the worker's pieces arrive, and getvalue()
         hands over that buffer without copying: S3 parts are 16 MiB, so a part exists
@@ -127,7 +133,7 @@ class ExportFile(io.RawIOBase):
             self._step()
 
     def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
-        """Fill `target` from the export; 0 means the export is complete."""
+        """Fill `target` from the part; 0 means the part is complete."""
         data = self.read(len(target))
         target[: len(data)] = data
         return len(data)
@@ -140,40 +146,48 @@ class ExportFile(io.RawIOBase):
             self._worker.join()
         super().close()
 
+    def _room(self) -> int:
+        """Bytes the part may still grow by, counting blocks in flight at their worst."""
+        framing = _GZIP_FRAMING if self._gzip else 0
+        return self._max_bytes - self.bytes - sum(self._bounds) - framing
+
     def _step(self) -> None:
         """Hand the worker one more block if there is room, else wait for its output."""
-        if not self._copy_done and self._in_flight < BLOCKS_IN_FLIGHT:
-            self._todo.put(self._next_block())
-            self._in_flight += 1
-            if self._copy_done:
-                self._todo.put(_END)  # its answer is the compressor's flush, then _END
-                self._in_flight += 1
-            while not self._done.empty():  # collect without waiting
+        if not self._input_done and len(self._bounds) < BLOCKS_IN_FLIGHT:
+            room = self._room()
+            if self._bounds and room < stored_bound(BLOCK_BYTES, gzip=self._gzip):
+                # Near the limit: let what is in flight come back and be counted exactly.
                 self._collect(self._done.get())
+            else:
+                self._hand_over(self._next_block(room))
+                while not self._done.empty():  # collect without waiting
+                    self._collect(self._done.get())
         else:
             self._collect(self._done.get())
         if self._eof or time.monotonic() >= self._next_progress:
             self._next_progress = time.monotonic() + self._progress_seconds
             self._on_progress(self.rows, self.bytes)
 
-    def _next_block(self) -> bytearray:
-        raw = bytearray()
-        deadline = self._next_progress
-        monotonic = time.monotonic
-        chunks = 0
-        for chunk in self._chunks:
-            raw += chunk
-            chunks += 1
-            # A slow query must still report progress (and notice a cancel) on time.
-            if len(raw) >= BLOCK_BYTES or monotonic() >= deadline:
-                break
-        else:
-            self._copy_done = True
-        if self._record_per_chunk:
-            self._newlines += chunks
-        else:
-            self._count_records(raw)
+    def _next_block(self, room: int) -> bytearray:
+        raw = bytearray(self._preamble)
+        self._preamble = b""
+        # The largest raw input whose worst-case output still fits in `room`.
+        limit = room if not self._gzip else (room - _GZIP_FRAMING) * 1000 // 1001
+        records, full = self._feed.read_block(
+            raw, limit=limit, deadline=self._next_progress, take_one=self.rows == 0
+        )
+        self.rows += records
+        self.full = full
+        self._input_done = full or self._feed.exhausted
         return raw
+
+    def _hand_over(self, block: bytearray) -> None:
+        if block:
+            self._todo.put(block)
+            self._bounds.append(stored_bound(len(block), gzip=self._gzip))
+        if self._input_done:
+            self._todo.put(_END)  # its answer is the compressor's flush, then _END
+            self._bounds.append(0)
 
     def _collect(self, item: object) -> None:
         if isinstance(item, BaseException):
@@ -183,7 +197,7 @@ class ExportFile(io.RawIOBase):
             self._eof = True
             return
         assert isinstance(item, bytes)
-        self._in_flight -= 1
+        self._bounds.popleft()
         if item:
             self._sha256.update(item)
             self._output.append(item)
@@ -203,23 +217,14 @@ class ExportFile(io.RawIOBase):
                 if block is _END:
                     self._done.put(compressor.flush() if compressor is not None else b"")
                     self._done.put(_END)
+                elif compressor is None:
+                    assert isinstance(block, bytearray)
+                    self._done.put(bytes(block))
                 else:
                     assert isinstance(block, bytearray)
-                    self._done.put(
-                        compressor.compress(block) if compressor is not None else bytes(block)
-                    )
+                    out = compressor.compress(block)
+                    # Everything handed over so far is now in the output: the part's size
+                    # is known exactly, block by block.
+                    self._done.put(out + compressor.flush(zlib_ng.Z_SYNC_FLUSH))
         except BaseException as exc:  # handed to the reader, who raises it
             self._done.put(exc)
-
-    def _count_records(self, data: bytearray) -> None:
-        # A CSV record ends at a newline outside quotes. Splitting on '"' alternates
-        # outside/inside segments (a doubled "" toggles twice), so only every other
-        # segment's newlines count; the state carries over chunk boundaries.
-        if not self._in_quotes and b'"' not in data:
-            self._newlines += data.count(b"\n")
-            return
-        segments = data.split(b'"')
-        start = 1 if self._in_quotes else 0
-        self._newlines += b"".join(segments[start::2]).count(b"\n")
-        if len(segments) % 2 == 0:
-            self._in_quotes = not self._in_quotes

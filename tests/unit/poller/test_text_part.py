@@ -11,9 +11,9 @@ import threading
 from collections.abc import Iterable, Iterator
 
 import pytest
+from poller.handlers.export_file import ExportFile
 
 from poller.handlers import export_file
-from poller.handlers.export_file import ExportFile
 
 HEADER = b"order_id,placed_at,note\n"
 
