@@ -73,9 +73,16 @@ CREATE TABLE exports.jobs (
     email_status_detail text,
     notify_webhook boolean DEFAULT true NOT NULL,
     notify_email_masked text,
+    columns text[],
+    csv_options jsonb,
+    safe_cells boolean DEFAULT true NOT NULL,
+    max_part_bytes bigint DEFAULT 1073741824 NOT NULL,
+    timezone text DEFAULT 'UTC'::text NOT NULL,
+    result_parts jsonb,
     CONSTRAINT jobs_email_status_check CHECK ((email_status = ANY (ARRAY['pending'::text, 'sent'::text, 'failed'::text, 'delivered'::text, 'bounced'::text, 'complained'::text, 'suppressed'::text]))),
     CONSTRAINT jobs_finished_has_time CHECK (((state = ANY (ARRAY['queued'::text, 'running'::text])) OR (finished_at IS NOT NULL))),
-    CONSTRAINT jobs_format_check CHECK ((format = ANY (ARRAY['csv'::text, 'csv.gz'::text]))),
+    CONSTRAINT jobs_format_check CHECK ((format = ANY (ARRAY['csv'::text, 'csv.gz'::text, 'jsonl'::text, 'jsonl.gz'::text, 'xlsx'::text, 'parquet'::text]))),
+    CONSTRAINT jobs_max_part_bytes_check CHECK ((max_part_bytes >= 5242880)),
     CONSTRAINT jobs_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'expired'::text]))),
     CONSTRAINT jobs_succeeded_has_result CHECK (((state <> 'succeeded'::text) OR (result_key IS NOT NULL)))
 );
@@ -169,7 +176,14 @@ COMMENT ON COLUMN exports.jobs.progress_bytes IS 'Bytes uploaded so far by the r
 -- Name: COLUMN jobs.result_key; Type: COMMENT; Schema: exports; Owner: -
 --
 
-COMMENT ON COLUMN exports.jobs.result_key IS 'Storage key of the finished file.';
+COMMENT ON COLUMN exports.jobs.result_key IS 'Storage key of the finished file, or of its manifest.json when it has several parts.';
+
+
+--
+-- Name: COLUMN jobs.result_bytes; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.jobs.result_bytes IS 'Bytes stored, every part together.';
 
 
 --
@@ -233,6 +247,48 @@ COMMENT ON COLUMN exports.jobs.notify_webhook IS 'Whether the tenant''s webhook 
 --
 
 COMMENT ON COLUMN exports.jobs.notify_email_masked IS 'notify_email masked for people (a***@example.com).';
+
+
+--
+-- Name: COLUMN jobs.columns; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.jobs.columns IS 'Output columns chosen, in file order; NULL: every column of the kind''s query.';
+
+
+--
+-- Name: COLUMN jobs.csv_options; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.jobs.csv_options IS 'CSV dialect for csv and csv.gz: {"delimiter": ",", "header": true, "bom": false}; NULL for other formats.';
+
+
+--
+-- Name: COLUMN jobs.safe_cells; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.jobs.safe_cells IS 'CSV and XLSX: text cells starting with = + - @ tab or CR get a leading '' so spreadsheets do not run them as formulas.';
+
+
+--
+-- Name: COLUMN jobs.max_part_bytes; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.jobs.max_part_bytes IS 'An export bigger than this is stored as several files (parts) plus manifest.json.';
+
+
+--
+-- Name: COLUMN jobs.timezone; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.jobs.timezone IS 'IANA time zone the export''s session ran in: timestamps and date arithmetic in the query, and timestamptz values in the file, are in it.';
+
+
+--
+-- Name: COLUMN jobs.result_parts; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.jobs.result_parts IS 'The stored files, in order: [{"key", "rows", "bytes", "sha256"}]. With more than one, result_key and result_sha256 name the manifest.json that lists them.';
 
 
 --
@@ -1285,8 +1341,14 @@ CREATE TABLE exports.schedules (
     last_skip_reason text,
     notify_webhook boolean DEFAULT true NOT NULL,
     notify_email_masked text,
+    columns text[],
+    csv_options jsonb,
+    safe_cells boolean DEFAULT true NOT NULL,
+    max_part_bytes bigint DEFAULT 1073741824 NOT NULL,
     CONSTRAINT schedules_enabled_has_next_run CHECK ((enabled = (next_run_at IS NOT NULL))),
-    CONSTRAINT schedules_last_skip_reason_check CHECK ((last_skip_reason = 'owner_quota'::text))
+    CONSTRAINT schedules_format_check CHECK ((format = ANY (ARRAY['csv'::text, 'csv.gz'::text, 'jsonl'::text, 'jsonl.gz'::text, 'xlsx'::text, 'parquet'::text]))),
+    CONSTRAINT schedules_last_skip_reason_check CHECK ((last_skip_reason = 'owner_quota'::text)),
+    CONSTRAINT schedules_max_part_bytes_check CHECK ((max_part_bytes >= 5242880))
 );
 
 
@@ -1329,7 +1391,7 @@ COMMENT ON COLUMN exports.schedules.params IS 'Validated parameters copied into 
 -- Name: COLUMN schedules.format; Type: COMMENT; Schema: exports; Owner: -
 --
 
-COMMENT ON COLUMN exports.schedules.format IS 'File format of every job (csv, csv.gz, ...).';
+COMMENT ON COLUMN exports.schedules.format IS 'File format of every job: csv, csv.gz, jsonl, jsonl.gz, xlsx or parquet.';
 
 
 --
@@ -1428,6 +1490,34 @@ COMMENT ON COLUMN exports.schedules.notify_webhook IS 'notify.webhook of every j
 --
 
 COMMENT ON COLUMN exports.schedules.notify_email_masked IS 'notify_email masked for people (a***@example.com).';
+
+
+--
+-- Name: COLUMN schedules.columns; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.schedules.columns IS 'Output columns chosen, in file order; NULL: every column of the kind''s query.';
+
+
+--
+-- Name: COLUMN schedules.csv_options; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.schedules.csv_options IS 'CSV dialect for csv and csv.gz: {"delimiter": ",", "header": true, "bom": false}; NULL for other formats.';
+
+
+--
+-- Name: COLUMN schedules.safe_cells; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.schedules.safe_cells IS 'CSV and XLSX: text cells starting with = + - @ tab or CR get a leading '' so spreadsheets do not run them as formulas.';
+
+
+--
+-- Name: COLUMN schedules.max_part_bytes; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.schedules.max_part_bytes IS 'An export bigger than this is stored as several files (parts) plus manifest.json.';
 
 
 --

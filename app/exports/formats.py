@@ -37,7 +37,7 @@ FORMATS: dict[str, Format] = {
         Format("parquet", "application/vnd.apache.parquet", "parquet"),
     )
 }
-DEFAULT_FORMAT = "csv"
+DEFAULT_FORMAT = "csv.gz"
 CSV_FAMILY = tuple(name for name, f in FORMATS.items() if f.family == "csv")
 SAFE_CELL_FAMILIES = ("csv", "xlsx")
 

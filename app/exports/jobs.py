@@ -492,7 +492,7 @@ def expiring_jobs(
 
 
 def expire_job(conn: Connection, storage: Storage, job_id: uuid.UUID) -> Job | None:
-    """Retention over: delete the job's file, then mark it expired (its links answer 410).
+    """Retention over: delete the job's files, then mark it expired (its links answer 410).
 
     None when the job is not (or no longer) succeeded and past expires_at. The row stays
     locked from the check to the caller's commit; the file goes first, so a crash before
@@ -501,9 +501,10 @@ def expire_job(conn: Connection, storage: Storage, job_id: uuid.UUID) -> Job | N
     row = fetch_one(conn, "lock_expiring_job", id=job_id)
     if row is None:
         return None
-    key = row["result_key"]
-    assert key is not None, "a succeeded job has a result (CHECK jobs_succeeded_has_result)"
-    storage.delete(key)  # no error when already gone: repeating is safe
+    job = Job.from_row(row)
+    assert job.result_key is not None, "a succeeded job has a result (jobs_succeeded_has_result)"
+    for key in dict.fromkeys([*(part.key for part in job.parts), job.result_key]):
+        storage.delete(key)  # no error when already gone: repeating is safe
     expired = fetch_one(conn, "expire_job", id=job_id)
     assert expired is not None, "the row is locked and was succeeded"
     return _ended(conn, Job.from_row(expired))

@@ -9,17 +9,25 @@ import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from flask import Request, current_app, g
 
 from app.exports.catalog import Catalog, ExportKind, ParamsInvalid
+from app.exports.formats import (
+    CSV_FAMILY,
+    DEFAULT_FORMAT,
+    DEFAULT_PART_BYTES,
+    DEFAULT_TIMEZONE,
+    CsvOptions,
+    FileOptions,
+)
 from app.exports.jobs import ExportRequest
 from app.http import schemas
 from app.http.problems import Problem, invalid
 from app.http.schemas import (  # the limits live with the schemas that state them
-    DEFAULT_FORMAT,
     DEFAULT_PAGE,
     MAX_IDEMPOTENCY_KEY,
     MAX_OWNER_ID,
@@ -147,15 +155,29 @@ def export_request(body: Any, catalog: Catalog) -> ExportRequest:
             notify_email = validate_email(notify["email"], check_deliverability=False).normalized
         except EmailNotValidError as exc:
             errors["/notify/email"] = f"is not a valid email address: {exc}"
+    file_format = body.get("format", DEFAULT_FORMAT)
+    if "csv" in body and file_format not in CSV_FAMILY and not _under(errors, "/format"):
+        errors["/csv"] = f"applies to the csv and csv.gz formats only, not {file_format}"
+    timezone = body.get("timezone", DEFAULT_TIMEZONE)
+    if "/timezone" not in errors and (problem := timezone_problem(timezone)):
+        errors["/timezone"] = problem
     if errors:
         raise invalid(errors)
+    columns = body.get("columns")
     return ExportRequest(
         owner_id=owner_id,
         kind=kind_name,
         params=params,
-        format=body.get("format", DEFAULT_FORMAT),
+        format=file_format,
         notify_email=notify_email,
         notify_webhook=notify.get("webhook", True),
+        options=FileOptions(
+            columns=tuple(columns) if columns is not None else None,
+            timezone=timezone,
+            csv=CsvOptions.from_json(body.get("csv")),
+            safe_cells=body.get("safe_cells", True),
+            max_part_bytes=body.get("max_part_bytes", DEFAULT_PART_BYTES),
+        ),
     )
 
 
@@ -235,6 +257,8 @@ def schedule_request(body: Any, catalog: Catalog) -> tuple[ExportRequest, Timing
     if errors:
         raise invalid(errors)
     assert export is not None
+    # Its exports run in the schedule's time zone.
+    export = replace(export, options=replace(export.options, timezone=body["timezone"]))
     return export, timing_of(body["cron"], body["timezone"]), body.get("enabled", True)
 
 

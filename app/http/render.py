@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from flask import Response, jsonify
 
 from app.exports.catalog import Catalog
+from app.exports.formats import CSV_FAMILY, FileOptions
 from app.exports.jobs import Job
 from app.exports.links import LinkSigner
 from app.http.parsing import encode_cursor
@@ -20,7 +21,9 @@ from app.schedules.store import Schedule
 def job_json(job: Job, links: LinkSigner) -> dict[str, Any]:
     """One job: state, progress, result and a download link once it succeeded."""
     result = None
+    link = links.link_for(job.id) if job.state == "succeeded" else None
     if job.result_key is not None:
+        parts = job.parts
         result = {
             "key": job.result_key,
             "rows": job.result_rows,
@@ -28,6 +31,18 @@ def job_json(job: Job, links: LinkSigner) -> dict[str, Any]:
             "sha256": job.result_sha256,
             "content_type": job.result_content_type,
             "expires_at": timestamp(job.expires_at),
+            "parts": [
+                {
+                    "number": number,
+                    "key": part.key,
+                    "rows": part.rows,
+                    "bytes": part.bytes,
+                    "sha256": part.sha256,
+                    "download_url": f"{link}/{number}" if link else None,
+                }
+                for number, part in enumerate(parts, start=1)
+            ],
+            "manifest_key": job.result_key if len(parts) > 1 else None,
         }
     return {
         "id": str(job.id),
@@ -35,16 +50,28 @@ def job_json(job: Job, links: LinkSigner) -> dict[str, Any]:
         "kind": job.kind,
         "params": job.params,
         "format": job.format,
+        **options_json(job.format, job.options),
+        "timezone": job.timezone,
         "state": job.state,
         "attempts": job.attempts,
         "progress": {"rows": job.progress_rows, "bytes": job.progress_bytes},
         "result": result,
-        "download_url": links.link_for(job.id) if job.state == "succeeded" else None,
+        "download_url": link,
         "last_error": job.last_error,
         "schedule_id": str(job.schedule_id) if job.schedule_id else None,
         "created_at": timestamp(job.created_at),
         "started_at": timestamp(job.started_at),
         "finished_at": timestamp(job.finished_at),
+    }
+
+
+def options_json(file_format: str, options: FileOptions) -> dict[str, Any]:
+    """The file options a job or schedule has, every default filled in."""
+    return {
+        "columns": list(options.columns) if options.columns is not None else None,
+        "csv": options.csv.to_json() if file_format in CSV_FAMILY else None,
+        "safe_cells": options.safe_cells,
+        "max_part_bytes": options.max_part_bytes,
     }
 
 
@@ -56,6 +83,7 @@ def schedule_json(schedule: Schedule) -> dict[str, Any]:
         "kind": schedule.kind,
         "params": schedule.params,
         "format": schedule.format,
+        **options_json(schedule.format, schedule.export.options),
         "notify": {"email": schedule.notify_email, "webhook": schedule.notify_webhook},
         "cron": schedule.cron,
         "timezone": schedule.timezone,
@@ -143,7 +171,7 @@ def delivery_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def kinds_json(catalog: Catalog) -> dict[str, Any]:
-    """The export catalog: kinds, their formats and parameters."""
+    """The export catalog: kinds, their formats, parameters and output columns."""
     return {
         "kinds": [
             {
@@ -160,6 +188,7 @@ def kinds_json(catalog: Catalog) -> dict[str, Any]:
                     }
                     for p in kind.params
                 ],
+                "columns": [column.to_json() for column in kind.columns],
             }
             for kind in catalog
         ]

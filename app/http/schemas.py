@@ -17,13 +17,22 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
-from app.exports.catalog import FORMATS, PARAM_TYPES, Catalog, ExportKind, Param
+from app.exports.catalog import PARAM_TYPES, Catalog, ExportKind, Param
+from app.exports.columns import OUTPUT_TYPES
+from app.exports.formats import (
+    CSV_DELIMITERS,
+    DEFAULT_FORMAT,
+    DEFAULT_PART_BYTES,
+    DEFAULT_TIMEZONE,
+    FORMATS,
+    MAX_PART_BYTES,
+    MIN_PART_BYTES,
+)
 from app.exports.jobs import STATES
 from app.http.problems import PROBLEM_BASE
 from app.notifications.webhooks import EVENT_TYPES, TEST_EVENT
 from app.schedules.timing import MAX_CRON, MAX_TIMEZONE, UPCOMING_RUNS
 
-DEFAULT_FORMAT = "csv.gz"
 MAX_OWNER_ID = 200
 MAX_IDEMPOTENCY_KEY = 255
 DEFAULT_PAGE = 50
@@ -233,6 +242,12 @@ def export_request_envelope(catalog: Catalog) -> dict[str, Any]:
             },
             "format": {"type": "string", "enum": list(FORMATS), "description": "The file format."},
             "params": {"type": ["object", "null"], "description": "The kind's parameters."},
+            "columns": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "The kind's output columns to include, in this order.",
+            },
+            **FILE_OPTIONS,
             "notify": ref("Notify"),
         },
     }
@@ -285,9 +300,68 @@ def export_request_for(kind: ExportKind) -> dict[str, Any]:
             "kind": {"const": kind.name},
             "format": fmt,
             "params": params,
+            "columns": columns_schema(kind),
+            **FILE_OPTIONS,
             "notify": ref("Notify"),
         },
     }
+
+
+def columns_schema(kind: ExportKind) -> dict[str, Any]:
+    """`columns` of one kind: a subset of its output columns, in the order wanted."""
+    listed = ", ".join(f"`{c.name}` ({c.type})" for c in kind.columns)
+    return {
+        "type": "array",
+        "minItems": 1,
+        "uniqueItems": True,
+        "items": {"type": "string", "enum": list(kind.column_names())},
+        "description": "The output columns to include, in this order; absent: all of them, "
+        f"in the query's order: {listed}.",
+    }
+
+
+CSV_OPTIONS: dict[str, Any] = {
+    "type": "object",
+    "description": "CSV dialect (formats csv and csv.gz only; a 422 with any other format).",
+    "additionalProperties": False,
+    "properties": {
+        "delimiter": {"type": "string", "enum": list(CSV_DELIMITERS), "default": ","},
+        "header": {"type": "boolean", "default": True, "description": "A first row of names."},
+        "bom": {
+            "type": "boolean",
+            "default": False,
+            "description": "Start with a UTF-8 byte-order mark, so Excel reads accents right.",
+        },
+    },
+}
+EXPORT_TIMEZONE: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_TIMEZONE,
+    "default": DEFAULT_TIMEZONE,
+    "description": "IANA time zone the export runs in (checked after the schema: zoneinfo "
+    "must know it): timestamps in the file carry its offset, and the query's date "
+    "arithmetic uses it.",
+}
+FILE_OPTIONS: dict[str, Any] = {
+    "timezone": EXPORT_TIMEZONE,
+    "csv": CSV_OPTIONS,
+    "safe_cells": {
+        "type": "boolean",
+        "default": True,
+        "description": "csv and xlsx: a text cell starting with = + - @ tab or carriage "
+        "return gets a leading ' so spreadsheets show it instead of running it as a formula "
+        "(OWASP CSV injection); numbers stay numbers.",
+    },
+    "max_part_bytes": {
+        "type": "integer",
+        "minimum": MIN_PART_BYTES,
+        "maximum": MAX_PART_BYTES,
+        "default": DEFAULT_PART_BYTES,
+        "description": "A bigger export is stored as several files (parts), each complete "
+        "in its format, plus a manifest.json; the result lists them.",
+    },
+}
 
 
 def param_schema(param: Param) -> dict[str, Any]:
@@ -486,7 +560,17 @@ KIND_PARAMS: dict[str, Any] = {
     "ExportRequest.<kind>), exactly as POST /v1/exports checks them.",
 }
 # Export fields a schedule request carries (the rest are its timing).
-SCHEDULE_EXPORT_FIELDS = ("owner_id", "kind", "params", "format", "notify")
+SCHEDULE_EXPORT_FIELDS = (
+    "owner_id",
+    "kind",
+    "params",
+    "format",
+    "columns",
+    "csv",
+    "safe_cells",
+    "max_part_bytes",
+    "notify",
+)
 
 
 def schedule_request(catalog: Catalog) -> dict[str, Any]:
@@ -502,7 +586,10 @@ def schedule_request(catalog: Catalog) -> dict[str, Any]:
             **{name: envelope[name] for name in SCHEDULE_EXPORT_FIELDS},
             "params": KIND_PARAMS,
             "cron": CRON,
-            "timezone": TIMEZONE,
+            "timezone": {
+                **TIMEZONE,
+                "description": TIMEZONE["description"] + " Its exports run in it too.",
+            },
             "enabled": {"type": "boolean", "default": True, "description": "false: paused."},
         },
     }
@@ -601,6 +688,26 @@ def webhook_delivery() -> dict[str, Any]:
     }
 
 
+def shown_options() -> dict[str, Any]:
+    """The file options as jobs and schedules show them (every default filled in)."""
+    return {
+        "columns": {
+            "type": ["array", "null"],
+            "items": {"type": "string"},
+            "description": "The output columns chosen, in file order; null: all of them.",
+        },
+        "csv": {
+            "type": ["object", "null"],
+            "required": ["delimiter", "header", "bom"],
+            "additionalProperties": False,
+            "properties": CSV_OPTIONS["properties"],
+            "description": "The CSV dialect; null for other formats.",
+        },
+        "safe_cells": {"type": "boolean"},
+        "max_part_bytes": {"type": "integer"},
+    }
+
+
 def schedule() -> dict[str, Any]:
     """render.schedule_json."""
     properties: dict[str, Any] = {
@@ -609,6 +716,7 @@ def schedule() -> dict[str, Any]:
         "kind": {"type": "string"},
         "params": {"type": "object"},
         "format": {"type": "string", "enum": list(FORMATS)},
+        **shown_options(),
         "notify": {
             "type": "object",
             "required": ["email", "webhook"],
@@ -661,6 +769,8 @@ def job() -> dict[str, Any]:
             "description": "Every declared parameter of the kind, defaults filled in.",
         },
         "format": {"type": "string", "enum": list(FORMATS)},
+        **shown_options(),
+        "timezone": {"type": "string", "description": "The IANA zone the export ran in."},
         "state": {
             "type": "string",
             "enum": list(STATES),
@@ -677,15 +787,57 @@ def job() -> dict[str, Any]:
         },
         "result": {
             "type": ["object", "null"],
-            "required": ["key", "rows", "bytes", "sha256", "content_type", "expires_at"],
+            "required": [
+                "key",
+                "rows",
+                "bytes",
+                "sha256",
+                "content_type",
+                "expires_at",
+                "parts",
+                "manifest_key",
+            ],
             "additionalProperties": False,
             "properties": {
-                "key": {"type": "string"},
+                "key": {
+                    "type": "string",
+                    "description": "The stored file, or its manifest.json when in parts.",
+                },
                 "rows": count,
-                "bytes": count,
-                "sha256": {"type": "string", "description": "Of the stored object."},
-                "content_type": {"type": "string", "enum": sorted(set(FORMATS.values()))},
+                "bytes": {**count, "description": "Every part together."},
+                "sha256": {"type": "string", "description": "Of the object `key` names."},
+                "content_type": {
+                    "type": "string",
+                    "enum": sorted({f.content_type for f in FORMATS.values()}),
+                },
                 "expires_at": timestamp,
+                "parts": {
+                    "type": "array",
+                    "minItems": 1,
+                    "description": "The stored files in order, each complete on its own.",
+                    "items": {
+                        "type": "object",
+                        "required": ["number", "key", "rows", "bytes", "sha256", "download_url"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "number": {"type": "integer", "minimum": 1},
+                            "key": {"type": "string"},
+                            "rows": count,
+                            "bytes": count,
+                            "sha256": {"type": "string"},
+                            "download_url": {
+                                "type": ["string", "null"],
+                                "format": "uri",
+                                "description": "This part's own link; null unless succeeded.",
+                            },
+                        },
+                    },
+                },
+                "manifest_key": {
+                    "type": ["string", "null"],
+                    "description": "manifest.json (every part's key, rows, bytes, sha256) "
+                    "when there is more than one part.",
+                },
             },
         },
         "download_url": {"type": ["string", "null"], "format": "uri"},
@@ -723,7 +875,7 @@ def kinds() -> dict[str, Any]:
     }
     kind = {
         "type": "object",
-        "required": ["name", "description", "formats", "params"],
+        "required": ["name", "description", "formats", "params", "columns"],
         "additionalProperties": False,
         "properties": {
             "name": {"type": "string"},
@@ -734,6 +886,21 @@ def kinds() -> dict[str, Any]:
                 "items": {"type": "string", "enum": list(FORMATS)},
             },
             "params": {"type": "array", "items": param},
+            "columns": {
+                "type": "array",
+                "description": "The query's output columns, in order, with their types as "
+                "PostgreSQL describes them.",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "type", "pg_type"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": {"type": "string"},
+                        "type": {"type": "string", "enum": list(OUTPUT_TYPES)},
+                        "pg_type": {"type": "string"},
+                    },
+                },
+            },
         },
     }
     return {

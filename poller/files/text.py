@@ -177,8 +177,10 @@ class TextPart(io.RawIOBase):
             raw, limit=limit, deadline=self._next_progress, take_one=self.rows == 0
         )
         self.rows += records
-        self.full = full
-        self._input_done = full or self._feed.exhausted
+        # Blocks in flight count at their worst case: once they are back and counted
+        # exactly, the record that did not fit may fit after all. Only then is the part full.
+        self.full = full and not records and not self._bounds
+        self._input_done = self.full or self._feed.exhausted
         return raw
 
     def _hand_over(self, block: bytearray) -> None:

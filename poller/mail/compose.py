@@ -25,10 +25,22 @@ _templates = Environment(
 
 
 def compose_ready_email(job: Mapping[str, Any], *, link: str, mail_from: str) -> EmailMessage:
-    """The "your export is ready" email: what, the download link, size, rows, expiry, job id."""
+    """The "your export is ready" email: what, the download link (one per file when it is in
+    parts), size, rows, expiry, job id."""
+    stored = job.get("result_parts") or []
+    parts = [
+        {
+            "number": number,
+            "link": f"{link}/{number}",
+            "rows": human_rows(int(part["rows"])),
+            "size": human_size(int(part["bytes"])),
+        }
+        for number, part in enumerate(stored, start=1)
+    ]
     values = {
         **_common(job),
         "link": link,
+        "parts": parts if len(parts) > 1 else [],
         "size": human_size(int(job["result_bytes"])),
         "rows": human_rows(int(job["result_rows"])),
         "expires": format_utc(job["expires_at"]),

@@ -161,7 +161,7 @@ MALFORMED: list[tuple[str, str, str, str]] = [
         ),
         "required",
     ),
-    ("unknown-format", "k", kind_file('formats = ["csv", "xlsx"]'), "xlsx"),
+    ("unknown-format", "k", kind_file('formats = ["csv", "pdf"]'), "pdf"),
     ("bare-percent", "k", kind_file('description = "x"', OWNER_QUERY + " AND n LIKE 'a%'"), "%%"),
     (
         "bad-integer-default",

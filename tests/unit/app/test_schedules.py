@@ -264,6 +264,10 @@ def schedule(**overrides: object) -> Schedule:
         "request_fingerprint": None,
         "created_at": utc(2024, 3, 20),
         "updated_at": utc(2024, 3, 20),
+        "columns": None,
+        "csv_options": None,
+        "safe_cells": True,
+        "max_part_bytes": 2**30,
     }
     values.update(overrides)
     return Schedule(**values)  # type: ignore[arg-type]

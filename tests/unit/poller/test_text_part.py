@@ -1,4 +1,4 @@
-"""The export stream between COPY and storage: bytes, gzip, row counts, hash, progress."""
+"""A text part between COPY and storage: bytes, gzip, row counts, hash, progress, limits."""
 
 from __future__ import annotations
 
@@ -11,23 +11,25 @@ import threading
 from collections.abc import Iterable, Iterator
 
 import pytest
-from poller.handlers.export_file import ExportFile
 
-from poller.handlers import export_file
+from poller.files import feed as feed_module
+from poller.files import text as text_module
+from poller.files.feed import RecordFeed
+from poller.files.text import TextPart
 
 HEADER = b"order_id,placed_at,note\n"
 
 # Quoted fields with newlines (LF and CRLF), doubled quotes, commas, empty quoted fields.
-TRICKY_CSV = (
-    HEADER
-    + b"1,2024-01-01,plain\n"
-    + b'2,2024-01-02,"two\nlines"\n'
-    + b'3,2024-01-03,"she said ""hi""\nthen left"\n'
-    + b'4,2024-01-04,""\n'
-    + b'5,2024-01-05,"a,b,""c""\r\n\n"\n'
-    + b'6,2024-01-06,""""\n'
-    + b'7,,"ends with a quote """\n'
-)
+TRICKY_RECORDS = [
+    b"1,2024-01-01,plain\n",
+    b'2,2024-01-02,"two\nlines"\n',
+    b'3,2024-01-03,"she said ""hi""\nthen left"\n',
+    b'4,2024-01-04,""\n',
+    b'5,2024-01-05,"a,b,""c""\r\n\n"\n',
+    b'6,2024-01-06,""""\n',
+    b'7,,"ends with a quote """\n',
+]
+TRICKY_CSV = HEADER + b"".join(TRICKY_RECORDS)
 
 
 def csv_rows(data: bytes) -> int:
@@ -35,74 +37,68 @@ def csv_rows(data: bytes) -> int:
     return len(list(csv.reader(io.StringIO(data.decode(), newline="")))) - 1
 
 
-def export(
-    chunks: Iterable[bytes | memoryview],
+def part(
+    records: Iterable[bytes | memoryview],
     *,
     gzip: bool = False,
     progress_seconds: float = 3600.0,
-) -> tuple[ExportFile, list[tuple[int, int]]]:
+    max_bytes: int = text_module.UNLIMITED,
+    preamble: bytes = HEADER,
+) -> tuple[TextPart, list[tuple[int, int]]]:
     calls: list[tuple[int, int]] = []
-    stream = ExportFile(
-        chunks,
+    stream = TextPart(
+        RecordFeed(records),
         gzip=gzip,
         on_progress=lambda rows, size: calls.append((rows, size)),
+        preamble=preamble,
+        max_bytes=max_bytes,
         progress_seconds=progress_seconds,
     )
     return stream, calls
 
 
-def read_all(stream: ExportFile, size: int = 1000) -> bytes:
+def read_all(stream: TextPart, size: int = 1000) -> bytes:
     out = bytearray()
     while piece := stream.read(size):
         out += piece
     return bytes(out)
 
 
-def big_csv(rows: int = 20_000) -> bytes:
-    rng = random.Random(7)
-    lines = [HEADER]
+def big_records(rows: int = 20_000, seed: int = 7) -> list[bytes]:
+    rng = random.Random(seed)
+    records = []
     for i in range(rows):
-        note = "".join(rng.choice('ab ,"\n') for _ in range(rng.randint(0, 30)))
-        lines.append(f'{i},2024-01-01,"{note.replace(chr(34), chr(34) * 2)}"\n'.encode())
-    return b"".join(lines)
-
-
-def chunked(data: bytes, sizes: Iterable[int]) -> Iterator[bytes]:
-    position = 0
-    for size in sizes:
-        if position >= len(data):
-            return
-        yield data[position : position + size]
-        position += size
-    if position < len(data):
-        yield data[position:]
+        note = "".join(rng.choice('ab ,"\nxyz0123') for _ in range(rng.randint(0, 60)))
+        records.append(f'{i},2024-01-01,"{note.replace(chr(34), chr(34) * 2)}"\n'.encode())
+    return records
 
 
 def test_sample_has_the_tricky_cases() -> None:
-    assert csv_rows(TRICKY_CSV) == 7
+    assert csv_rows(TRICKY_CSV) == len(TRICKY_RECORDS) == 7
     assert TRICKY_CSV.count(b"\n") > 8
 
 
-def test_csv_output_is_the_copy_output() -> None:
-    data = big_csv()
-    stream, _ = export(chunked(data, [1, 7, 100, 65_536, 3, 200_000]))
+def test_csv_output_is_the_preamble_and_the_records() -> None:
+    records = big_records()
+    stream, _ = part(records)
 
-    assert read_all(stream) == data
+    assert read_all(stream) == HEADER + b"".join(records)
+    assert stream.rows == 20_000
 
 
-def test_gzip_output_gunzips_to_the_copy_output() -> None:
-    data = big_csv()
-    stream, _ = export(chunked(data, [1, 7, 100, 65_536, 3, 200_000]), gzip=True)
+def test_gzip_output_gunzips_to_the_preamble_and_the_records() -> None:
+    records = big_records()
+    stream, _ = part(records, gzip=True)
 
     output = read_all(stream)
 
     assert output[:2] == b"\x1f\x8b"
-    assert gzip.decompress(output) == data
+    assert gzip.decompress(output) == HEADER + b"".join(records)
 
 
 @pytest.mark.parametrize("use_gzip", [False, True], ids=["csv", "gzip"])
-def test_memoryview_chunks_are_accepted(use_gzip: bool) -> None:
-    stream, _ = export([memoryview(TRICKY_CSV[:10]), memoryview(TRICKY_CSV[10:])], gzip=use_gzip)
+def test_memoryview_records_are_accepted(use_gzip: bool) -> None:
+    stream, _ = part([memoryview(r) for r in TRICKY_RECORDS], gzip=use_gzip)
 
     output = read_all(stream)
 
@@ -110,42 +106,17 @@ def test_memoryview_chunks_are_accepted(use_gzip: bool) -> None:
     assert stream.rows == 7
 
 
-def test_rows_counts_csv_records_with_quoted_newlines_and_quotes() -> None:
-    stream, _ = export([TRICKY_CSV])
+@pytest.mark.parametrize("use_gzip", [False, True], ids=["csv", "gzip"])
+def test_rows_count_records_with_quoted_newlines_and_quotes(use_gzip: bool) -> None:
+    stream, _ = part(TRICKY_RECORDS, gzip=use_gzip)
     read_all(stream)
 
     assert stream.rows == csv_rows(TRICKY_CSV) == 7
 
 
 @pytest.mark.parametrize("use_gzip", [False, True], ids=["csv", "gzip"])
-def test_rows_are_right_whatever_byte_a_chunk_boundary_falls_on(use_gzip: bool) -> None:
-    expected = csv_rows(TRICKY_CSV)
-    for split in range(len(TRICKY_CSV) + 1):
-        stream, _ = export([TRICKY_CSV[:split], TRICKY_CSV[split:]], gzip=use_gzip)
-        read_all(stream)
-        assert stream.rows == expected, f"split at byte {split}"
-
-
-def test_rows_are_right_with_every_chunk_boundary_at_once() -> None:
-    stream, _ = export(TRICKY_CSV[i : i + 1] for i in range(len(TRICKY_CSV)))
-    read_all(stream)
-
-    assert stream.rows == csv_rows(TRICKY_CSV)
-
-
-def test_rows_are_right_for_a_large_export_in_odd_chunks() -> None:
-    data = big_csv()
-    rng = random.Random(3)
-    stream, _ = export(chunked(data, (rng.randint(1, 5000) for _ in range(10**6))))
-    read_all(stream)
-
-    assert stream.rows == csv_rows(data) == 20_000
-
-
-@pytest.mark.parametrize("use_gzip", [False, True], ids=["csv", "gzip"])
 def test_sha256_and_bytes_describe_the_stored_output(use_gzip: bool) -> None:
-    data = big_csv()
-    stream, _ = export(chunked(data, [50_000] * 100), gzip=use_gzip)
+    stream, _ = part(big_records(), gzip=use_gzip)
 
     output = read_all(stream)
 
@@ -156,8 +127,7 @@ def test_sha256_and_bytes_describe_the_stored_output(use_gzip: bool) -> None:
 @pytest.mark.parametrize("use_gzip", [False, True], ids=["csv", "gzip"])
 @pytest.mark.parametrize("size", [1, 1000, 100_000])
 def test_read_returns_exactly_n_bytes_until_the_last_read(use_gzip: bool, size: int) -> None:
-    data = big_csv(5000) if size == 1 else big_csv()
-    stream, _ = export(chunked(data, [1, 3, 40_000, 17] * 100), gzip=use_gzip)
+    stream, _ = part(big_records(2000 if size == 1 else 20_000), gzip=use_gzip)
 
     pieces: list[bytes] = []
     while piece := stream.read(size):
@@ -172,7 +142,7 @@ def test_read_returns_exactly_n_bytes_until_the_last_read(use_gzip: bool, size: 
 
 @pytest.mark.parametrize("use_gzip", [False, True], ids=["csv", "gzip"])
 def test_progress_is_reported_at_the_end_with_the_final_counts(use_gzip: bool) -> None:
-    stream, calls = export(chunked(TRICKY_CSV, [9] * 100), gzip=use_gzip)
+    stream, calls = part(TRICKY_RECORDS, gzip=use_gzip)
 
     output = read_all(stream)
 
@@ -180,8 +150,7 @@ def test_progress_is_reported_at_the_end_with_the_final_counts(use_gzip: bool) -
 
 
 def test_progress_is_reported_along_the_way_and_never_goes_backwards() -> None:
-    data = big_csv()
-    stream, calls = export(chunked(data, [10_000] * 1000), progress_seconds=0.0)
+    stream, calls = part(big_records(), progress_seconds=0.0)
 
     output = read_all(stream)
 
@@ -198,7 +167,7 @@ def test_an_exception_from_on_progress_propagates_out_of_read() -> None:
     def cancel(rows: int, size: int) -> None:
         raise Cancelled
 
-    stream = ExportFile([TRICKY_CSV], gzip=True, on_progress=cancel)
+    stream = TextPart(RecordFeed(TRICKY_RECORDS), gzip=True, on_progress=cancel)
 
     with pytest.raises(Cancelled):
         stream.read(1000)
@@ -207,25 +176,27 @@ def test_an_exception_from_on_progress_propagates_out_of_read() -> None:
 def test_cancelling_from_on_progress_stops_reading_the_copy_output() -> None:
     consumed = 0
 
-    def copy_chunks() -> Iterator[bytes]:
+    def copy_records() -> Iterator[bytes]:
         nonlocal consumed
-        for _ in range(1000):
+        for _ in range(100_000):
             consumed += 1
-            yield b"1,2024-01-01,x\n" * 100
+            yield b"1,2024-01-01,x\n"
 
     def cancel(rows: int, size: int) -> None:
         raise Cancelled
 
-    stream = ExportFile(copy_chunks(), gzip=False, on_progress=cancel, progress_seconds=0.0)
+    stream = TextPart(
+        RecordFeed(copy_records()), gzip=False, on_progress=cancel, progress_seconds=0.0
+    )
 
     with pytest.raises(Cancelled):
         read_all(stream)
-    assert consumed < 1000
+    assert consumed < 100_000
 
 
 @pytest.mark.parametrize("use_gzip", [False, True], ids=["csv", "gzip"])
 def test_header_only_export_has_zero_rows(use_gzip: bool) -> None:
-    stream, calls = export([HEADER], gzip=use_gzip)
+    stream, calls = part([], gzip=use_gzip)
 
     output = read_all(stream)
 
@@ -235,35 +206,11 @@ def test_header_only_export_has_zero_rows(use_gzip: bool) -> None:
 
 
 def test_no_output_at_all_has_zero_rows() -> None:
-    stream, calls = export([])
+    stream, calls = part([], preamble=b"")
 
     assert read_all(stream) == b""
     assert stream.rows == 0
     assert calls == [(0, 0)]
-
-
-def records(data: bytes) -> list[bytes]:
-    """`data` cut at record ends, the way PostgreSQL sends COPY output: one record each."""
-    pieces, start, in_quotes = [], 0, False
-    for i, byte in enumerate(data):
-        if byte == ord('"'):
-            in_quotes = not in_quotes
-        elif byte == ord("\n") and not in_quotes:
-            pieces.append(data[start : i + 1])
-            start = i + 1
-    return pieces
-
-
-@pytest.mark.parametrize("use_gzip", [False, True], ids=["csv", "gzip"])
-def test_record_per_chunk_counts_chunks_as_records(use_gzip: bool) -> None:
-    chunks = records(TRICKY_CSV)
-    assert b"".join(chunks) == TRICKY_CSV
-    stream = ExportFile(chunks, gzip=use_gzip, on_progress=lambda r, s: None, record_per_chunk=True)
-
-    output = read_all(stream)
-
-    assert stream.rows == csv_rows(TRICKY_CSV) == 7
-    assert (gzip.decompress(output) if use_gzip else output) == TRICKY_CSV
 
 
 def compression_threads() -> int:
@@ -271,25 +218,26 @@ def compression_threads() -> int:
 
 
 def test_the_source_is_read_at_most_a_few_blocks_ahead_of_the_reader() -> None:
-    chunk = b"1,2024-01-01,x\n" * 1000
+    record = b"1,2024-01-01,x\n"
     consumed = 0
 
-    def copy_chunks() -> Iterator[bytes]:
+    def copy_records() -> Iterator[bytes]:
         nonlocal consumed
         while True:  # endless: only what read() asks for may be taken from it
-            consumed += len(chunk)
-            yield chunk
+            consumed += len(record)
+            yield record
 
-    with ExportFile(copy_chunks(), gzip=True, on_progress=lambda r, s: None) as stream:
+    stream = TextPart(RecordFeed(copy_records()), gzip=True, on_progress=lambda r, s: None)
+    with stream:
         assert len(stream.read(1)) == 1
 
-    blocks = export_file.BLOCKS_IN_FLIGHT + 1
-    assert consumed <= blocks * (export_file.BLOCK_BYTES + len(chunk))
+    blocks = text_module.BLOCKS_IN_FLIGHT + 1
+    assert consumed <= blocks * (feed_module.BLOCK_BYTES + len(record))
 
 
 def test_closing_stops_the_compression_thread_also_half_way() -> None:
     before = compression_threads()
-    stream, _ = export(chunked(big_csv(), [10_000] * 1000), gzip=True)
+    stream, _ = part(big_records(), gzip=True)
     assert compression_threads() == before + 1
     stream.read(100)
 
@@ -307,8 +255,8 @@ def test_a_cancel_from_on_progress_stops_the_compression_thread_on_close() -> No
 
     with (
         pytest.raises(Cancelled),
-        ExportFile(
-            (b"1,2024-01-01,x\n" * 100 for _ in range(10**6)),
+        TextPart(
+            RecordFeed(b"1,2024-01-01,x\n" for _ in range(10**7)),
             gzip=True,
             on_progress=cancel,
             progress_seconds=0.0,
@@ -325,7 +273,7 @@ class BrokenCompressor:
     def compress(self, data: bytes) -> bytes:
         raise MemoryError("no memory for zlib")
 
-    def flush(self) -> bytes:
+    def flush(self, mode: int = 0) -> bytes:
         return b""
 
 
@@ -333,8 +281,8 @@ def test_a_compression_error_is_raised_by_read_and_the_thread_ends(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     before = compression_threads()
-    monkeypatch.setattr(export_file.zlib_ng, "compressobj", lambda *args: BrokenCompressor())
-    stream, calls = export(chunked(big_csv(), [10_000] * 1000), gzip=True)
+    monkeypatch.setattr(text_module.zlib_ng, "compressobj", lambda *args: BrokenCompressor())
+    stream, calls = part(big_records(), gzip=True)
 
     with pytest.raises(MemoryError, match="no memory for zlib"):
         read_all(stream)
@@ -342,3 +290,51 @@ def test_a_compression_error_is_raised_by_read_and_the_thread_ends(
 
     assert compression_threads() == before
     assert calls == []
+
+
+# --- parts: a part ends before the record that could take it past max_bytes ----------------
+
+
+def split_into_parts(
+    records: list[bytes], *, max_bytes: int, use_gzip: bool
+) -> list[tuple[TextPart, bytes]]:
+    feed = RecordFeed(records)
+    parts = []
+    while True:
+        stream = TextPart(
+            feed, gzip=use_gzip, on_progress=lambda r, s: None, preamble=HEADER, max_bytes=max_bytes
+        )
+        with stream:
+            parts.append((stream, read_all(stream, 64 * 1024)))
+        if not stream.full:
+            return parts
+
+
+@pytest.mark.parametrize("use_gzip", [False, True], ids=["csv", "gzip"])
+def test_parts_stay_within_max_bytes_and_hold_every_record_once(use_gzip: bool) -> None:
+    # Random text compresses about 2:1, so a gzip part holds about twice the raw limit.
+    records = big_records(60_000, seed=11)
+    limit = 400_000
+
+    parts = split_into_parts(records, max_bytes=limit, use_gzip=use_gzip)
+
+    assert len(parts) >= 3
+    texts = [gzip.decompress(data) if use_gzip else data for _, data in parts]
+    assert all(len(data) <= limit for _, data in parts)
+    assert all(stream.bytes == len(data) for stream, data in parts)
+    assert all(text.startswith(HEADER) for text in texts)  # each part a whole CSV file
+    assert b"".join(text.removeprefix(HEADER) for text in texts) == b"".join(records)
+    assert [stream.rows for stream, _ in parts] == [csv_rows(text) for text in texts]
+    assert sum(stream.rows for stream, _ in parts) == 60_000
+    # Parts are filled, not cut at the first block: all but the last hold most of the limit.
+    assert all(len(data) > limit * 0.6 for _, data in parts[:-1])
+
+
+def test_a_record_bigger_than_a_part_gets_a_part_of_its_own() -> None:
+    huge = b'1,2024-01-01,"' + b"x" * 5000 + b'"\n'
+    records = [b"0,2024-01-01,a\n", huge, b"2,2024-01-01,b\n"]
+
+    parts = split_into_parts(records, max_bytes=1000, use_gzip=False)
+
+    assert [stream.rows for stream, _ in parts] == [1, 1, 1]
+    assert parts[1][1] == HEADER + huge

@@ -140,7 +140,7 @@ def _job(**changes: Any) -> Job:
     values.update(
         id=uuid.uuid4(), tenant="default", owner_id="u", kind="orders", params={"since": None},
         format="csv", state="queued", attempts=0, created_at=now, progress_rows=0,
-        progress_bytes=0,
+        progress_bytes=0, timezone="UTC", safe_cells=True, max_part_bytes=2**30,
     )  # fmt: skip
     values.update(changes)
     return Job(**values)
@@ -155,8 +155,22 @@ def test_rendered_jobs_match_the_job_schema() -> None:
         expires_at=now, schedule_id=uuid.uuid4(),
     )  # fmt: skip
 
-    for job in (_job(), succeeded, _job(state="failed", last_error="boom")):
+    in_parts = dataclasses.replace(
+        succeeded,
+        format="parquet",
+        columns=["order_id", "note"],
+        timezone="Europe/Berlin",
+        result_key="k/manifest.json",
+        result_parts=[
+            {"key": "k/part-00001.parquet", "rows": 2, "bytes": 6, "sha256": "cd"},
+            {"key": "k/part-00002.parquet", "rows": 1, "bytes": 4, "sha256": "ef"},
+        ],
+    )
+    for job in (_job(), succeeded, in_parts, _job(state="failed", last_error="boom")):
         assert _check("Job", job_json(job, links)) == []
+    shown = job_json(in_parts, links)["result"]
+    assert [part["download_url"].rsplit("/", 1)[1] for part in shown["parts"]] == ["1", "2"]
+    assert shown["manifest_key"] == "k/manifest.json"
     assert _check("Job", {**job_json(_job(), links), "state": "done"})
     page = {"items": [job_json(succeeded, links)], "next_cursor": None}
     assert _check("JobList", page) == []
