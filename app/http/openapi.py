@@ -277,6 +277,8 @@ def _paths() -> dict[str, Any]:
         },
         "/v1/ses-events": {"post": _ses_events_operation()},
         "/d/{token}": {"get": _download_operation()},
+        "/d/{token}/{part}": {"get": _download_operation(part=True)},
+        "/d/{token}/manifest.json": {"get": _download_operation(manifest=True)},
         "/": {
             "get": {
                 "operationId": "index",
@@ -397,40 +399,74 @@ def _ses_events_operation() -> dict[str, Any]:
     }
 
 
-def _download_operation() -> dict[str, Any]:
+def _download_operation(*, part: bool = False, manifest: bool = False) -> dict[str, Any]:
+    """GET /d/{token}: the file or the list of its parts; /d/{token}/{part}: one part;
+    /d/{token}/manifest.json: the manifest of a file in parts."""
     page_or_problem = {
         PROBLEM_MEDIA_TYPE: {"schema": _ref("Problem")},
         "text/html": {"schema": {"type": "string"}},
     }
+    content_types = sorted({f.content_type for f in FORMATS.values()})
+    if manifest:
+        content_types = ["application/json"]
     file_content = {
         content_type: {"schema": {"type": "string", "contentMediaType": content_type}}
-        for content_type in sorted(set(FORMATS.values()))
+        for content_type in content_types
     }
+    token = {
+        "name": "token",
+        "in": "path",
+        "required": True,
+        "description": "The signed token from the emailed link.",
+        "schema": {"type": "string", "pattern": "^[^/]+$"},
+    }
+    parameters = [token]
+    if part:
+        parameters.append(
+            {
+                "name": "part",
+                "in": "path",
+                "required": True,
+                "description": "The part's number, from 1 (404 past the last).",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        )
+    if part:
+        operation_id, summary = "downloadPart", "One file of an export stored in parts"
+    elif manifest:
+        operation_id, summary = "downloadManifest", "The manifest of an export in parts"
+    else:
+        operation_id, summary = "download", "The emailed download link"
+    ok: dict[str, Any] = {
+        "description": "Local storage: the file, as an attachment.",
+        "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
+        "content": file_content,
+    }
+    if not part and not manifest:
+        ok = {
+            "description": "Local storage: the file, as an attachment. An export in several "
+            "parts: the list of its parts instead (JSON for `Accept: application/json`, "
+            "else a small HTML page), each with its own link.",
+            "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
+            "content": {
+                **file_content,
+                "application/json": {"schema": _ref("DownloadParts")},
+                "text/html": {"schema": {"type": "string"}},
+            },
+        }
     return {
-        "operationId": "download",
+        "operationId": operation_id,
         "tags": ["downloads"],
-        "summary": "The emailed download link",
+        "summary": summary,
         "description": (
             "Checks the signed token and the job, then redirects to a fresh short-lived URL "
             "for the file (S3 storage) or sends the file itself (local storage). 404 and 410 "
             "are a small text/html page when the client prefers text/html (a browser), a "
             "problem document otherwise."
         ),
-        "parameters": [
-            {
-                "name": "token",
-                "in": "path",
-                "required": True,
-                "description": "The signed token from the emailed link.",
-                "schema": {"type": "string", "pattern": "^[^/]+$"},
-            }
-        ],
+        "parameters": parameters,
         "responses": {
-            "200": {
-                "description": "Local storage: the file, as an attachment.",
-                "headers": {"Content-Disposition": {"schema": {"type": "string"}}},
-                "content": file_content,
-            },
+            "200": ok,
             "206": {
                 "description": "Local storage: the requested byte range of the file.",
                 "content": file_content,
@@ -445,7 +481,7 @@ def _download_operation() -> dict[str, Any]:
             "304": {"description": "Local storage: not modified (If-None-Match)."},
             "404": {
                 "description": "`link-invalid`: the token was not made by this service "
-                "(tampered, truncated, another secret).",
+                "(tampered, truncated, another secret); `not-found`: no such part.",
                 "content": page_or_problem,
             },
             "410": {

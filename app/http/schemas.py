@@ -857,6 +857,41 @@ def job() -> dict[str, Any]:
     }
 
 
+def download_parts() -> dict[str, Any]:
+    """downloads.parts_listing: GET /d/{token} of an export stored in several parts."""
+    count = {"type": "integer", "minimum": 0}
+    part = {
+        "type": "object",
+        "required": ["number", "url", "file_name", "rows", "bytes", "sha256"],
+        "additionalProperties": False,
+        "properties": {
+            "number": {"type": "integer", "minimum": 1},
+            "url": {"type": "string", "format": "uri", "description": "GET /d/{token}/{part}."},
+            "file_name": {"type": "string"},
+            "rows": count,
+            "bytes": count,
+            "sha256": {"type": "string"},
+        },
+    }
+    properties: dict[str, Any] = {
+        "job_id": {"type": "string", "format": "uuid"},
+        "kind": {"type": "string"},
+        "format": {"type": "string", "enum": list(FORMATS)},
+        "rows": count,
+        "bytes": count,
+        "expires_at": TIMESTAMP,
+        "manifest_url": {"type": ["string", "null"], "format": "uri"},
+        "parts": {"type": "array", "minItems": 1, "items": part},
+    }
+    return {
+        "type": "object",
+        "description": "The files of an export stored in parts, each with its own link.",
+        "required": list(properties),
+        "additionalProperties": False,
+        "properties": properties,
+    }
+
+
 def kinds() -> dict[str, Any]:
     """render.kinds_json."""
     param = {
@@ -1009,6 +1044,7 @@ def component_schemas(catalog: Catalog) -> dict[str, Any]:
         "WebhookDelivery": webhook_delivery(),
         "WebhookDeliveryList": page_of("WebhookDelivery"),
         "Kinds": kinds(),
+        "DownloadParts": download_parts(),
         "Problem": problem(),
         "ValidationProblem": {
             "description": "422 `validation`: every bad field, each with a JSON Pointer into "

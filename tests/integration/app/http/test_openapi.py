@@ -227,7 +227,7 @@ BODIES: list[tuple[str, Any, int]] = [
     ("owner not a string", {**GOOD, "owner_id": 7}, 422),
     ("no kind", {"owner_id": "user-1"}, 422),
     ("unknown kind", {**GOOD, "kind": "everything"}, 422),
-    ("unknown format", {**GOOD, "format": "xlsx"}, 422),
+    ("unknown format", {**GOOD, "format": "pdf"}, 422),
     ("null format", {**GOOD, "format": None}, 422),
     ("params a list", {**GOOD, "params": ["since"]}, 422),
     ("unknown param", {**GOOD, "params": {"owner_id": "u2"}}, 422),
