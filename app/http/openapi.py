@@ -13,7 +13,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
-from app.exports.catalog import FORMATS, Catalog
+from app.exports.catalog import Catalog
+from app.exports.formats import FORMATS
 from app.http import docs, openapi_schedules, openapi_webhooks, schemas
 from app.http.problems import MEDIA_TYPE as PROBLEM_MEDIA_TYPE
 from app.http.problems import PROBLEM_BASE

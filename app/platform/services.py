@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
 from psycopg_pool import ConnectionPool
-from tenacity import retry, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from app.exports.catalog import Catalog, CatalogError, load_catalog
 from app.exports.links import LinkSigner
@@ -16,6 +17,8 @@ from app.platform.db import SESSION_OPTIONS, open_pool
 from app.platform.settings import Settings
 from app.storage import Storage, storage_from_settings
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Services:
@@ -23,27 +26,51 @@ class Services:
 
     settings: Settings
     pool: ConnectionPool
-    catalog: Catalog
+    loaded_catalog: Catalog  # as parsed from the kind files, columns not yet described
     storage: Storage
     links: LinkSigner
     # Called by close(), last registered first: background parts tied to this process.
     _closers: list[Callable[[], None]] = field(default_factory=list)
+    _described: Catalog | None = None
+    _describing: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog with every kind's output columns. Described at start-up, or, if the
+        database did not answer then, by the first caller once it does (until then this
+        raises psycopg.OperationalError: a 503 in the API, a retry in the poller)."""
+        if self._described is None:
+            with self._describing:
+                if self._described is None:
+                    self._described = describe_catalog(
+                        self.loaded_catalog,
+                        self.settings.source_database_url or self.settings.database_url,
+                    )
+        return self._described
 
     @classmethod
     def build(
         cls, settings: Settings, *, name: str, pool_size: int = 10, pool_timeout: float = 10.0
     ) -> Services:
-        """Load, check and describe the catalog first (a broken one stops start-up), then
-        connect."""
-        catalog = describe_catalog(
-            load_catalog(settings.catalog_dir),
-            settings.source_database_url or settings.database_url,
-        )
+        """Load and check the catalog first (a broken one stops start-up), connect, then
+        describe the catalog's queries (later, if the database does not answer yet)."""
+        catalog = load_catalog(settings.catalog_dir)
         crypto.configure(settings.encryption_keys)
         storage = storage_from_settings(settings)
         links = LinkSigner(settings.secret_key, settings.public_url, settings.retention_seconds)
         pool = open_pool(settings.database_url, name=name, max_size=pool_size, timeout=pool_timeout)
-        return cls(settings, pool, catalog, storage, links)
+        services = cls(settings, pool, catalog, storage, links)
+        try:
+            services.catalog  # noqa: B018  # describe now: a kind that cannot be stops start-up
+        except psycopg.OperationalError as exc:
+            log.warning(
+                "database not reachable: export kinds will be described when it is",
+                extra={"error": str(exc).strip()},
+            )
+        except CatalogError:
+            pool.close()
+            raise
+        return services
 
     def on_close(self, closer: Callable[[], None]) -> None:
         """Call `closer` when these services close (before the pool)."""
@@ -57,21 +84,10 @@ class Services:
         self.pool.close(timeout=timeout)
 
 
-# Processes often start together with their database (compose, a deploy): wait for it a
-# while before giving up, rather than crash-looping.
-CATALOG_DB_WAIT_SECONDS = 30.0
-
-
-@retry(
-    retry=retry_if_exception_type(psycopg.OperationalError),
-    stop=stop_after_delay(CATALOG_DB_WAIT_SECONDS),
-    wait=wait_fixed(1.0),
-    reraise=True,
-)
 def describe_catalog(catalog: Catalog, source_url: str) -> Catalog:
     """`catalog` with every kind's output columns, read from the database the exports read;
     CatalogError naming each kind whose query cannot be described."""
-    with psycopg.connect(source_url, options=SESSION_OPTIONS, connect_timeout=5) as conn:
+    with psycopg.connect(source_url, options=SESSION_OPTIONS, connect_timeout=3) as conn:
         described, problems = catalog.describe(conn)
     if problems:
         raise CatalogError(

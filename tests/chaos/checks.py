@@ -21,9 +21,13 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import openpyxl
 import psycopg
+import pyarrow.parquet as pq
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from app.exports.formats import FORMATS, CsvOptions, FileOptions
+from app.exports.shaping import copy_statement
 from tests.chaos.fleet import SIGTERM, PollerProcess
 from tests.chaos.harness import BUCKET, STORAGE_PREFIX, Evidence, SentEmail, sent_email
 from tests.chaos.proxy import LOST_RESPONSE, Exchange
@@ -160,11 +164,12 @@ class Explainer:
 
 
 def job_of_key(key: str | None) -> uuid.UUID | None:
-    """The job id in an object key `<prefix>/<tenant>/<job_id>/<file>` (None if not one)."""
+    """The job id in an object key `<prefix>/<tenant>/<job_id>/<token>/<file>` (None if not
+    one)."""
     if not key:
         return None
     parts = key.split("/")
-    if len(parts) != 4 or parts[0] != STORAGE_PREFIX:
+    if len(parts) != 5 or parts[0] != STORAGE_PREFIX:
         return None
     try:
         return uuid.UUID(parts[2])
@@ -284,6 +289,9 @@ def _check_results(evidence: Evidence, findings: Findings) -> None:
 def _check_one_result(
     evidence: Evidence, conn: psycopg.Connection, job: dict[str, Any], submission: Any
 ) -> str | None:
+    parts = job["result_parts"] or []
+    if len(parts) != 1 or parts[0]["key"] != job["result_key"]:
+        return f"expected one part named by result_key, found {parts}"
     name = f"{STORAGE_PREFIX}/{job['result_key']}"
     if name not in evidence.objects:
         return f"its object {name} does not exist"
@@ -297,25 +305,57 @@ def _check_one_result(
         return (
             f"object's Content-Type {response.get('ContentType')} != {job['result_content_type']}"
         )
-    text = gzip.decompress(data) if job["format"].endswith(".gz") else data
-    rows = sum(1 for _ in csv.reader(io.StringIO(text.decode()))) - 1
-    if rows != job["result_rows"]:
-        return f"object holds {rows} data rows, result_rows says {job['result_rows']}"
     kind = evidence.catalog.get(job["kind"])
     if kind is None:
         return f"kind {job['kind']} not in the catalog"
     params = dict(job["params"])
     if job["kind"] == "slow_orders":
         params["pause"] = 0  # the same rows, without the wait
-    with (
-        conn.cursor() as cur,
-        cur.copy(kind.copy_statement(), kind.bind(job["owner_id"], params)) as copy,
-    ):
-        expected = b"".join(bytes(chunk) for chunk in copy)
+    fmt = FORMATS[job["format"]]
+    columns = kind.describe(conn)
+    options = FileOptions(timezone=job["timezone"])
+    if fmt.typed:  # the same rows, as CSV text, to count and to compare the first column
+        fmt = FORMATS["csv"]
+        options = FileOptions(timezone=job["timezone"], csv=CsvOptions(header=False))
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute("SELECT set_config('TimeZone', %s, true)", [job["timezone"]])
+        with cur.copy(
+            copy_statement(kind.query, columns, fmt, options),
+            kind.bind(job["owner_id"], params),
+        ) as copy:
+            expected = b"".join(bytes(chunk) for chunk in copy)
+    if job["format"] in ("xlsx", "parquet"):
+        return _typed_result_problem(job, data, expected, evidence)
+    text = gzip.decompress(data) if job["format"].endswith(".gz") else data
+    rows = text.count(b"\n") if job["format"].startswith("jsonl") else (
+        sum(1 for _ in csv.reader(io.StringIO(text.decode()))) - 1
+    )
+    if rows != job["result_rows"]:
+        return f"object holds {rows} data rows, result_rows says {job['result_rows']}"
     if text != expected:
         return (
             f"content differs from the query's output ({len(text)} vs {len(expected)} bytes; "
             f"owner {job['owner_id']} has {evidence.owner_rows.get(job['owner_id'])} rows)"
+        )
+    return None
+
+
+def _typed_result_problem(
+    job: dict[str, Any], data: bytes, expected_csv: bytes, evidence: Evidence
+) -> str | None:
+    """An xlsx or parquet result, read back: its rows are the query's rows (by first column)."""
+    expected = [row[0] for row in csv.reader(io.StringIO(expected_csv.decode()))]
+    if job["format"] == "parquet":
+        first = pq.read_table(io.BytesIO(data)).column(0).to_pylist()
+    else:
+        sheets = openpyxl.load_workbook(io.BytesIO(data), read_only=True).worksheets
+        first = [row[0] for sheet in sheets for row in sheet.iter_rows(min_row=2, values_only=True)]
+    if len(first) != job["result_rows"]:
+        return f"file holds {len(first)} rows, result_rows says {job['result_rows']}"
+    if [str(value) for value in first] != expected:
+        return (
+            f"first column differs from the query's output ({len(first)} vs {len(expected)} "
+            f"rows; owner {job['owner_id']} has {evidence.owner_rows.get(job['owner_id'])} rows)"
         )
     return None
 

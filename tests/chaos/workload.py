@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 
 from app.exports.demo import seed_demo_orders
+from app.exports.formats import FORMATS
 
 # seed_demo_orders spreads rows evenly over user-1 .. user-K, so seeding several times with
 # a shrinking K makes low-numbered owners heavy and high-numbered ones light:
@@ -100,7 +101,7 @@ def _spec(index: int, label: str, rng: random.Random) -> JobSpec:
     if label == "slow":
         owner = f"user-{rng.choice(SLOW_OWNERS)}"
         pause = rng.choice([0.03, 0.05, 0.08, 0.1, 0.12])  # 1.2 .. 4.8 s: longer than a lease
-        fmt = rng.choice(["csv", "csv.gz"])
+        fmt = rng.choice(["csv", "csv.gz", "jsonl.gz"])
         return JobSpec(index, owner, "slow_orders", {"pause": pause}, fmt, email, "slow")
     roll = rng.random()
     if roll < 0.7:
@@ -115,5 +116,5 @@ def _spec(index: int, label: str, rng: random.Random) -> JobSpec:
         params = {"status": rng.choice(STATUSES)}
     elif roll < 0.4:
         params = {"since": f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"}
-    fmt = rng.choice(["csv", "csv.gz"])
+    fmt = rng.choice(list(FORMATS))  # every format: csv, csv.gz, jsonl(.gz), xlsx, parquet
     return JobSpec(index, owner, "demo_orders", params, fmt, email, size)
