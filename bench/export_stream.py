@@ -1,4 +1,5 @@
-"""Benchmark 4: export streaming. demo_orders of one owner -> csv.gz, by a real poller process.
+"""Benchmark 4: export streaming. demo_orders of one owner -> csv.gz (and the other formats,
+null sink), by a real poller process.
 
 Sinks: S3 (multipart upload to a moto server in its own process) and a null sink (the
 same ExportFile stream read in 16 MiB parts and dropped), which separates the upload's
@@ -95,10 +96,10 @@ def clear_queue(url: str) -> None:
         conn.execute("TRUNCATE exports.outbox, exports.jobs CASCADE")
 
 
-def export_once(url: str, timeout: float) -> dict[str, Any]:
-    """Queue one csv.gz export of OWNER's orders and wait for it; its numbers."""
+def export_once(url: str, timeout: float, fmt: str = "csv.gz") -> dict[str, Any]:
+    """Queue one export of OWNER's orders in `fmt` and wait for it; its numbers."""
     request = ExportRequest(
-        owner_id=OWNER, kind="demo_orders", params={}, format="csv.gz", notify_email=None
+        owner_id=OWNER, kind="demo_orders", params={}, format=fmt, notify_email=None
     )
     with psycopg.connect(url, autocommit=True) as conn:
         with conn.transaction():
@@ -121,12 +122,12 @@ def export_once(url: str, timeout: float) -> dict[str, Any]:
 
 
 def exports_on(
-    settings: Settings, *flags: str, runs: int, timeout: float
+    settings: Settings, *flags: str, runs: int, timeout: float, fmt: str = "csv.gz"
 ) -> tuple[list[dict[str, Any]], int]:
     """`runs` exports on one fresh poller process; (their numbers, its peak RSS KiB)."""
     peaks: list[int] = []
     with poller_hosts(settings, 1, *flags, peaks=peaks):
-        results = [export_once(settings.database_url, timeout) for _ in range(runs)]
+        results = [export_once(settings.database_url, timeout, fmt) for _ in range(runs)]
     return results, (peaks[0] if peaks else 0)
 
 

@@ -18,6 +18,7 @@ import argparse
 import signal
 import sys
 import threading
+from collections.abc import Collection
 from types import FrameType
 from typing import Any, BinaryIO
 
@@ -81,7 +82,7 @@ class NullStorage:
     def delete(self, key: str) -> None:
         """Nothing is stored."""
 
-    def discard(self, prefix: str, *, keep: str | None = None) -> int:
+    def discard(self, prefix: str, *, keep: Collection[str] = ()) -> int:
         """Nothing is stored."""
         return 0
 

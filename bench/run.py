@@ -238,6 +238,7 @@ def bench_export(url: str, settings, sizes: Sizes, runs: int) -> tuple[list[Resu
                   file=sys.stderr)  # fmt: skip
             seconds = repeat(runs, "psql | gzip seconds", lambda: export_stream.psql_reference(url))
             reference = [rows / s for s in seconds]
+            csv_gz: list[float] = []  # the null sink's rows/s: the other formats' reference
             for sink, sink_settings, flags in (
                 ("S3 (moto)", s3, ()),
                 ("null sink", settings, ("--null-storage",)),
@@ -259,13 +260,60 @@ def bench_export(url: str, settings, sizes: Sizes, runs: int) -> tuple[list[Resu
                 details.append(
                     {
                         "rows": f"{rows:,}",
+                        "format": "csv.gz",
                         "sink": sink,
                         "output MB": f"{measured[0]['bytes'] / 1e6:.1f}",
                         "seconds (runs)": " / ".join(f"{m['seconds']:.2f}" for m in measured),
                         "peak RSS MiB": f"{peak / 1024:.0f}",
                     }
                 )
+                if sink == "null sink":
+                    csv_gz = [m["rows"] / m["seconds"] for m in measured]
+            results += _other_formats(settings, rows, sizes, runs, csv_gz, reference, details)
     return results, details
+
+
+# Targets of the formats issue, as ratios to csv.gz in the same run (xlsx: reported only).
+FORMAT_TARGETS = {"jsonl.gz": ">= 0.8x csv.gz", "parquet": ">= 0.5x csv.gz", "xlsx": ""}
+
+
+def _other_formats(
+    settings, rows: int, sizes: Sizes, runs: int, csv_gz: list[float], psql: list[float],
+    details: list,
+) -> list[Result]:  # fmt: skip
+    """jsonl.gz, parquet and xlsx into the null sink, next to csv.gz and psql | gzip.
+
+    xlsx is measured at the smallest size only: xlsxwriter writes ~20k rows/s, so 5M rows
+    would take minutes per run.
+    """
+    results: list[Result] = []
+    for fmt, target in FORMAT_TARGETS.items():
+        if fmt == "xlsx" and rows != min(sizes.export_rows):
+            continue
+        measured, peak = export_stream.exports_on(
+            settings, "--null-storage", runs=runs, timeout=1800, fmt=fmt
+        )
+        for m in measured:
+            print(f"  {fmt} {rows:,} rows: {m['seconds']:.2f}s", file=sys.stderr)
+        name = f"4. export {rows:,} rows {fmt} -> null sink"
+        speed = [m["rows"] / m["seconds"] for m in measured]
+        results += [
+            Result(name, "rows/s", speed, "rows/s", target, "csv.gz rows/s", csv_gz),
+            Result(name, "rows/s", speed, "rows/s", "", "psql \\copy | gzip rows/s", psql),
+            Result(name, "poller peak RSS (VmHWM)", [peak / 1024], "MiB",
+                   "<= 200 MiB, flat in size", higher_is_better=False),
+        ]  # fmt: skip
+        details.append(
+            {
+                "rows": f"{rows:,}",
+                "format": fmt,
+                "sink": "null sink",
+                "output MB": f"{measured[0]['bytes'] / 1e6:.1f}",
+                "seconds (runs)": " / ".join(f"{m['seconds']:.2f}" for m in measured),
+                "peak RSS MiB": f"{peak / 1024:.0f}",
+            }
+        )
+    return results
 
 
 def bench_script(name: str, quick: bool) -> str:

@@ -36,16 +36,16 @@ def download(token: str) -> Response:
     return _parts_page(job)
 
 
-@bp.get("/d/<token>/<int:number>")
-def download_part(token: str, number: int) -> Response:
-    """Part `number` (from 1) of the job's file."""
+@bp.get("/d/<token>/<int:part>")
+def download_part(token: str, part: int) -> Response:
+    """Part `part` (from 1) of the job's file."""
     job = _downloadable_job(token)
     if isinstance(job, Response):
         return job
     parts = job.parts
-    if not 1 <= number <= len(parts):
-        return _page(_no_such_part(number, len(parts)))
-    return _hand_out(job, parts[number - 1].key, download_filename(job, number))
+    if not 1 <= part <= len(parts):
+        return _page(_no_such_part(part, len(parts)))
+    return _hand_out(job, parts[part - 1].key, download_filename(job, part))
 
 
 @bp.get("/d/<token>/manifest.json")

@@ -244,8 +244,11 @@ def export_request_envelope(catalog: Catalog) -> dict[str, Any]:
             "params": {"type": ["object", "null"], "description": "The kind's parameters."},
             "columns": {
                 "type": "array",
+                "minItems": 1,
+                "uniqueItems": True,
                 "items": {"type": "string"},
-                "description": "The kind's output columns to include, in this order.",
+                "description": "The kind's output columns to include, in this order "
+                "(checked against the kind's columns: GET /v1/export-kinds).",
             },
             **FILE_OPTIONS,
             "notify": ref("Notify"),

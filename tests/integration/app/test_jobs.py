@@ -81,7 +81,7 @@ def claim_export(conn: psycopg.Connection) -> Message:
 def test_finishing_is_all_or_nothing(db: psycopg.Connection, conn: psycopg.Connection) -> None:
     message = claim_export(conn)
     reject_outbox_topic(db, "export.notify")
-    result = jobs.ExportResult("default/x/y.csv", 3, 100, "ab" * 32, "text/csv")
+    result = jobs.ExportResult((jobs.StoredPart("default/x/y.csv", 3, 100, "ab" * 32),), "text/csv")
 
     with pytest.raises(psycopg.errors.RaiseException):
         jobs.finish_export(conn, message, result, retention_seconds=60)
@@ -106,7 +106,7 @@ def test_failing_is_all_or_nothing(db: psycopg.Connection, conn: psycopg.Connect
 
 def test_finishing_queues_the_email_step(db: psycopg.Connection, conn: psycopg.Connection) -> None:
     message = claim_export(conn)
-    result = jobs.ExportResult("default/x/y.csv", 3, 100, "ab" * 32, "text/csv")
+    result = jobs.ExportResult((jobs.StoredPart("default/x/y.csv", 3, 100, "ab" * 32),), "text/csv")
 
     job = jobs.finish_export(conn, message, result, retention_seconds=3600)
     conn.commit()

@@ -54,7 +54,7 @@ def test_killed_poller_is_replaced_and_its_late_writes_change_nothing(
 
     # The killed poller, had it lived on, would write as attempt 1: every such write is fenced.
     stale = Message(message["id"], "export.run", message["job_id"], {}, 1, 5)
-    result = jobs.ExportResult("late/key.csv", 1, 1, "0" * 64, "text/csv")
+    result = jobs.ExportResult((jobs.StoredPart("late/key.csv", 1, 1, "0" * 64),), "text/csv")
     late_writes = [
         (LeaseLost, lambda c: jobs.finish_export(c, stale, result, retention_seconds=60)),
         (LeaseLost, lambda c: jobs.fail_export(c, stale, "late failure")),

@@ -115,6 +115,6 @@ def test_a_failed_attempt_is_reported_once_with_its_tags(
     errors = [line for line in log_lines() if line["level"] == "error"]
     [dead] = [line for line in errors if line["message"] == "message dead"]
     assert (dead["job_id"], dead["topic"], dead["attempt"]) == (job["id"], "export.run", 1)
-    assert "UndefinedColumn" in dead["error"]
+    assert "DivisionByZero" in dead["error"]
     assert len(errors) == 1
 

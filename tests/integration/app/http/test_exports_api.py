@@ -19,6 +19,11 @@ JOB_FIELDS = [
     "kind",
     "params",
     "format",
+    "columns",
+    "csv",
+    "safe_cells",
+    "max_part_bytes",
+    "timezone",
     "state",
     "attempts",
     "progress",
@@ -188,7 +193,11 @@ def test_export_kinds_lists_the_catalog(client: FlaskClient) -> None:
     kinds = client.get("/v1/export-kinds").get_json()["kinds"]
 
     demo = next(kind for kind in kinds if kind["name"] == "demo_orders")
-    assert demo["formats"] == ["csv", "csv.gz"]
+    assert demo["formats"] == ["csv", "csv.gz", "jsonl", "jsonl.gz", "xlsx", "parquet"]
+    assert [(c["name"], c["type"], c["pg_type"]) for c in demo["columns"][:2]] == [
+        ("order_id", "integer", "bigint"),
+        ("placed_at", "datetime", "timestamp with time zone"),
+    ]
     assert demo["params"][0] == {
         "name": "since",
         "type": "date",
