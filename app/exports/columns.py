@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import tuple_row
 
 # The API's names for what a column holds, and how each format writes it.
 OUTPUT_TYPES = (
@@ -77,7 +78,7 @@ def describe_query(
     """The query's output columns, from a zero-row execution (nothing is read)."""
     statement = sql.SQL("SELECT * FROM ({}) AS described LIMIT 0").format(sql.SQL(query))
     try:
-        with conn.transaction(), conn.cursor() as cur:
+        with conn.transaction(), conn.cursor(row_factory=tuple_row) as cur:
             cur.execute(statement, params)
             description = cur.description or []
             cur.execute(

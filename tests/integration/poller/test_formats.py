@@ -18,8 +18,12 @@ import psycopg
 import pyarrow as pa
 import pytest
 from flask.testing import FlaskClient
+from psycopg import sql
 from pyarrow import parquet as pq
 
+from app.exports.catalog import parse_kind
+from app.exports.formats import FORMATS, FileOptions
+from app.exports.shaping import copy_statement
 from app.platform.settings import Settings
 from poller.core.dispatch import Poller
 from tests.support.exports import all_settled, job_ended, stored_file, submit
@@ -355,3 +359,38 @@ def test_kinds_list_their_output_columns_with_types(client: FlaskClient) -> None
     assert kinds["typed_values"]["formats"] == [
         "csv", "csv.gz", "jsonl", "jsonl.gz", "xlsx", "parquet",
     ]  # fmt: skip
+
+
+SAFE_CELLS = [  # (stored text, as csv and xlsx write it with safe_cells on)
+    ("=1+1", "'=1+1"),
+    ("+49 30 1234", "'+49 30 1234"),
+    ("-5 apples", "'-5 apples"),
+    ("@SUM(A1)", "'@SUM(A1)"),
+    ("\tindented", "'\tindented"),
+    ("\rreturn", "'\rreturn"),
+    ("plain", "plain"),
+    ("a=b", "a=b"),
+    ("'quoted", "'quoted"),
+    ("", ""),
+]
+
+
+def test_safe_cells_prefix_formula_starts_and_leave_numbers_alone(db: psycopg.Connection) -> None:
+    # The shaping SQL on its own (what every csv and xlsx export runs), against PostgreSQL.
+    values = ", ".join(f"({sql.quote(text)}, -{n})" for n, (text, _) in enumerate(SAFE_CELLS))
+    kind = parse_kind(
+        "cells",
+        '/*---\ndescription = "x"\n---*/\n'
+        f"SELECT v.text, v.n FROM (VALUES {values}) AS v(text, n)"
+        " WHERE %(owner_id)s::text IS NOT NULL",
+    )
+    columns = kind.describe(db)
+
+    def exported(**options: Any) -> list[list[str]]:
+        statement = copy_statement(kind.query, columns, FORMATS["csv"], FileOptions(**options))
+        with db.cursor() as cur, cur.copy(statement, kind.bind("u", {})) as copy:
+            text = b"".join(bytes(chunk) for chunk in copy).decode()
+        return list(csv.reader(io.StringIO(text, newline="")))[1:]
+
+    assert exported() == [[safe, str(-n)] for n, (_, safe) in enumerate(SAFE_CELLS)]
+    assert exported(safe_cells=False) == [[raw, str(-n)] for n, (raw, _) in enumerate(SAFE_CELLS)]
