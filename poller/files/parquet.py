@@ -1,6 +1,8 @@
 """One Parquet file of an export, streamed: row groups are written to the output as they
 fill, the footer when the part ends, so no temporary file is needed and memory stays at
-about one row group (ROW_GROUP_BYTES of Arrow data) plus one 1 MiB block.
+about one row group (ROW_GROUP_BYTES of Arrow data) plus one 1 MiB block, and the
+output waiting for the upload's next read. 8 MiB row groups (~64k demo rows) keep a 5M
+row export's peak RSS flat; bigger ones bought no speed and cost memory (bench/README.md).
 
 Row groups are zstd-compressed. A part ends before a block that could take it past
 `max_bytes`: what is written counts at its size, what is buffered for the next row group
@@ -21,7 +23,7 @@ from pyarrow import parquet as pq
 
 from poller.files.typed import Block, TypedBlocks
 
-ROW_GROUP_BYTES = 32 * 1024 * 1024
+ROW_GROUP_BYTES = 8 * 1024 * 1024
 FOOTER_RESERVE = 256 * 1024
 COMPRESSION = "zstd"
 
@@ -33,11 +35,13 @@ class _Output:
 
     def __init__(self) -> None:
         self.pieces: deque[bytes] = deque()
-        self.written = 0
+        self.written = 0  # since the file began
+        self.waiting = 0  # in `pieces`, not read yet
 
     def write(self, data: bytes) -> int:
         self.pieces.append(bytes(data))
         self.written += len(data)
+        self.waiting += len(data)
         return len(data)
 
     def flush(self) -> None:
@@ -89,19 +93,22 @@ class ParquetPart(io.RawIOBase):
         if size is None or size < 0:
             return self.readall()
         pieces = self._output.pieces
-        while sum(map(len, pieces)) < size and not self._eof:
+        while self._output.waiting < size and not self._eof:
             self._add_block()
-        data = bytearray()
-        while pieces and len(data) < size:
+        data = io.BytesIO()  # getvalue() hands its buffer over: one copy of the part's bytes
+        wanted = size
+        while pieces and wanted > 0:
             piece = pieces.popleft()
-            wanted = size - len(data)
             if len(piece) > wanted:
                 pieces.appendleft(piece[wanted:])
                 piece = piece[:wanted]
-            data += piece
-        self._sha256.update(data)
-        self.bytes += len(data)
-        return bytes(data)
+            data.write(piece)
+            wanted -= len(piece)
+        self._output.waiting -= size - wanted
+        out = data.getvalue()
+        self._sha256.update(out)
+        self.bytes += len(out)
+        return out
 
     def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
         """Fill `target` from the file; 0 means it is complete."""
