@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import zoneinfo
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, redirect, request, send_file
 
@@ -71,7 +72,7 @@ def download_filename(job: jobs.Job, part: int | None = None) -> str:
     return f"{stem}.{job.format}"
 
 
-def parts_listing(job: jobs.Job, links: LinkSigner) -> dict:
+def parts_listing(job: jobs.Job, links: LinkSigner) -> dict[str, Any]:
     """The parts of a succeeded job with a link each (the JSON page, the email)."""
     link = links.link_for(job.id)
     return {

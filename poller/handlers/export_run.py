@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool
 
 from app.exports import jobs
 from app.exports.catalog import ExportKind
-from app.exports.columns import DescribeError, choose
+from app.exports.columns import Column, DescribeError, choose
 from app.exports.formats import FORMATS
 from app.exports.jobs import StoredPart
 from app.exports.shaping import copy_statement
@@ -169,7 +169,7 @@ class ExportRun:
         return jobs.ExportResult(tuple(parts), fmt.content_type, manifest)
 
     @staticmethod
-    def _columns(source: Connection, kind: ExportKind, job: jobs.Job) -> tuple:
+    def _columns(source: Connection, kind: ExportKind, job: jobs.Job) -> tuple[Column, ...]:
         """The job's columns as the query gives them now (a type may have changed since
         the API checked the request, a column may have gone)."""
         try:
