@@ -46,6 +46,12 @@ SCHEDULE_SLOTS_SKIPPED = Counter(
     "EXPORTS_MAX_ACTIVE_PER_OWNER).",
     ["reason"],
 )
+SCHEDULE_LATENESS = Histogram(
+    "exports_schedule_lateness_seconds",
+    "From a schedule's slot to the commit of the job it queued (a late slot is one a "
+    "poller fired after its time: none was running, or all were busy).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
+)
 STALE_WORKERS_REMOVED = Counter(
     "exports_stale_workers_removed", "exports.workers rows removed after their heartbeats stopped."
 )

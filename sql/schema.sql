@@ -79,12 +79,15 @@ CREATE TABLE exports.jobs (
     max_part_bytes bigint DEFAULT 1073741824 NOT NULL,
     timezone text DEFAULT 'UTC'::text NOT NULL,
     result_parts jsonb,
+    window_start timestamp with time zone,
+    window_end timestamp with time zone,
     CONSTRAINT jobs_email_status_check CHECK ((email_status = ANY (ARRAY['pending'::text, 'sent'::text, 'failed'::text, 'delivered'::text, 'bounced'::text, 'complained'::text, 'suppressed'::text]))),
     CONSTRAINT jobs_finished_has_time CHECK (((state = ANY (ARRAY['queued'::text, 'running'::text])) OR (finished_at IS NOT NULL))),
     CONSTRAINT jobs_format_check CHECK ((format = ANY (ARRAY['csv'::text, 'csv.gz'::text, 'jsonl'::text, 'jsonl.gz'::text, 'xlsx'::text, 'parquet'::text]))),
     CONSTRAINT jobs_max_part_bytes_check CHECK ((max_part_bytes >= 5242880)),
     CONSTRAINT jobs_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'expired'::text]))),
-    CONSTRAINT jobs_succeeded_has_result CHECK (((state <> 'succeeded'::text) OR (result_key IS NOT NULL)))
+    CONSTRAINT jobs_succeeded_has_result CHECK (((state <> 'succeeded'::text) OR (result_key IS NOT NULL))),
+    CONSTRAINT jobs_window_ordered CHECK ((window_start < window_end))
 );
 
 
@@ -289,6 +292,20 @@ COMMENT ON COLUMN exports.jobs.timezone IS 'IANA time zone the export''s session
 --
 
 COMMENT ON COLUMN exports.jobs.result_parts IS 'The stored files, in order: [{"key", "rows", "bytes", "sha256"}]. With more than one, result_key and result_sha256 name the manifest.json that lists them.';
+
+
+--
+-- Name: COLUMN jobs.window_start; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.jobs.window_start IS 'Windowed kinds: the first instant exported (inclusive); NULL: open start.';
+
+
+--
+-- Name: COLUMN jobs.window_end; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.jobs.window_end IS 'Windowed kinds: the instant the window ends (exclusive); NULL: open end.';
 
 
 --
@@ -1345,10 +1362,17 @@ CREATE TABLE exports.schedules (
     csv_options jsonb,
     safe_cells boolean DEFAULT true NOT NULL,
     max_part_bytes bigint DEFAULT 1073741824 NOT NULL,
-    CONSTRAINT schedules_enabled_has_next_run CHECK ((enabled = (next_run_at IS NOT NULL))),
+    window_mode text,
+    ends_at timestamp with time zone,
+    max_runs integer,
+    runs integer DEFAULT 0 NOT NULL,
+    ended_at timestamp with time zone,
+    CONSTRAINT schedules_enabled_has_next_run CHECK (((enabled AND (ended_at IS NULL)) = (next_run_at IS NOT NULL))),
     CONSTRAINT schedules_format_check CHECK ((format = ANY (ARRAY['csv'::text, 'csv.gz'::text, 'jsonl'::text, 'jsonl.gz'::text, 'xlsx'::text, 'parquet'::text]))),
     CONSTRAINT schedules_last_skip_reason_check CHECK ((last_skip_reason = 'owner_quota'::text)),
-    CONSTRAINT schedules_max_part_bytes_check CHECK ((max_part_bytes >= 5242880))
+    CONSTRAINT schedules_max_part_bytes_check CHECK ((max_part_bytes >= 5242880)),
+    CONSTRAINT schedules_max_runs_check CHECK ((max_runs > 0)),
+    CONSTRAINT schedules_window_mode_check CHECK ((window_mode = ANY (ARRAY['slot'::text, 'since_last_success'::text])))
 );
 
 
@@ -1518,6 +1542,41 @@ COMMENT ON COLUMN exports.schedules.safe_cells IS 'CSV and XLSX: text cells star
 --
 
 COMMENT ON COLUMN exports.schedules.max_part_bytes IS 'An export bigger than this is stored as several files (parts) plus manifest.json.';
+
+
+--
+-- Name: COLUMN schedules.window_mode; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.schedules.window_mode IS 'Windowed kinds: slot = each job exports the previous slot up to its slot; since_last_success = from where the last succeeded job''s window ended. NULL otherwise.';
+
+
+--
+-- Name: COLUMN schedules.ends_at; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.schedules.ends_at IS 'No slot after this fires; NULL: no end date.';
+
+
+--
+-- Name: COLUMN schedules.max_runs; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.schedules.max_runs IS 'The schedule ends after this many slots queued a job; NULL: no limit.';
+
+
+--
+-- Name: COLUMN schedules.runs; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.schedules.runs IS 'Slots that queued a job so far.';
+
+
+--
+-- Name: COLUMN schedules.ended_at; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.schedules.ended_at IS 'When ends_at or max_runs was reached (it fires no more); NULL while it runs.';
 
 
 --

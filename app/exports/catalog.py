@@ -18,6 +18,11 @@ Queries use psycopg placeholders only. `%(owner_id)s` is always bound from the j
 from request params); every other placeholder must be a declared parameter and vice versa.
 Output column names must be unique: they are the CSV header, the JSON keys, the Parquet
 fields. Their types are learned from PostgreSQL (Catalog.describe), never declared.
+
+A kind that exports a period declares `window = true` (and optionally
+`window_default_days = 7`: a request without a window gets the last 7 days); its query
+then uses `%(window_start)s` and `%(window_end)s`, bound from the job like the owner
+(windows.py).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import psycopg
 
 from app.exports.columns import Column, DescribeError, describe_query
 from app.exports.formats import FORMATS
+from app.exports.windows import WINDOW_PARAMS, Window
 
 PARAM_TYPES = ("string", "integer", "number", "boolean", "date", "datetime")
 OWNER_PARAM = "owner_id"
@@ -83,6 +89,8 @@ class ExportKind:
     params: tuple[Param, ...]
     formats: tuple[str, ...] = field(default=tuple(FORMATS))
     columns: tuple[Column, ...] = ()  # empty until Catalog.describe
+    window: bool = False  # the query exports a period: %(window_start)s, %(window_end)s
+    window_default: dt.timedelta | None = None  # a request without a window: the last ...
 
     def column_names(self) -> tuple[str, ...]:
         """The output columns' names, in the query's order."""
@@ -117,15 +125,20 @@ class ExportKind:
     def describe(self, conn: psycopg.Connection) -> tuple[Column, ...]:
         """The query's output columns as the database sees them now; DescribeError if not."""
         # No owner either: a query then reads nothing, whatever it does with its owner.
-        return describe_query(conn, self.query, {**self.bind("", {}), OWNER_PARAM: None})
+        return describe_query(conn, self.query, {**self.bind("", {}, Window()), OWNER_PARAM: None})
 
-    def bind(self, owner_id: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """Query parameters: stored job params converted, and the owner from the job itself."""
+    def bind(
+        self, owner_id: str, params: Mapping[str, Any], window: Window | None = None
+    ) -> dict[str, Any]:
+        """Query parameters: stored job params converted, and the owner (and the window, for
+        a windowed kind) from the job itself."""
         bound = {
             p.name: None if params.get(p.name) is None else p.convert(params[p.name])
             for p in self.params
         }
         bound[OWNER_PARAM] = owner_id
+        if self.window:
+            bound.update((window or Window()).bound())
         return bound
 
 
@@ -199,7 +212,18 @@ def parse_kind(name: str, text: str) -> ExportKind:
     declared = {p.name for p in params}
     if OWNER_PARAM in declared:
         raise CatalogError(f"{OWNER_PARAM} is bound from the job and cannot be a parameter")
-    if undeclared := used - declared - {OWNER_PARAM}:
+    if reserved := declared & set(WINDOW_PARAMS):
+        raise CatalogError(f"{sorted(reserved)} are bound from the job and cannot be params")
+    window = header.get("window", False)
+    if not isinstance(window, bool):
+        raise CatalogError("window must be true or false")
+    window_used = used & set(WINDOW_PARAMS)
+    if window and window_used != set(WINDOW_PARAMS):
+        raise CatalogError("a windowed kind's query must use %(window_start)s and %(window_end)s")
+    if not window and window_used:
+        raise CatalogError("the query uses %(window_start)s/%(window_end)s: declare window = true")
+    window_default = _window_default(header, window)
+    if undeclared := used - declared - {OWNER_PARAM, *WINDOW_PARAMS}:
         raise CatalogError(f"placeholders not declared as params: {sorted(undeclared)}")
     if unused := declared - used:
         raise CatalogError(f"params not used by the query: {sorted(unused)}")
@@ -216,7 +240,20 @@ def parse_kind(name: str, text: str) -> ExportKind:
         query=query,
         params=params,
         formats=formats,
+        window=window,
+        window_default=window_default,
     )
+
+
+def _window_default(header: Mapping[str, Any], window: bool) -> dt.timedelta | None:
+    days = header.get("window_default_days")
+    if days is None:
+        return None
+    if not window:
+        raise CatalogError("window_default_days needs window = true")
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3660:
+        raise CatalogError("window_default_days must be a whole number of days, 1 to 3660")
+    return dt.timedelta(days=days)
 
 
 def _parse_param(name: str, spec: Any) -> Param:

@@ -24,6 +24,7 @@ from psycopg.types.json import Jsonb
 
 from app.exports.formats import CSV_FAMILY, CsvOptions, FileOptions
 from app.exports.topics import EXPORT_RUN
+from app.exports.windows import Window
 from app.notifications import email, webhooks
 from app.platform import crypto
 from app.platform.crypto import mask_address
@@ -82,6 +83,15 @@ class Job:
     safe_cells: bool
     max_part_bytes: int
     result_parts: list[dict[str, Any]] | None
+    window_start: dt.datetime | None
+    window_end: dt.datetime | None
+
+    @property
+    def window(self) -> Window | None:
+        """The period a windowed kind's job exports; None for other kinds."""
+        if self.window_start is None and self.window_end is None:
+            return None
+        return Window(self.window_start, self.window_end)
 
     @property
     def options(self) -> FileOptions:
@@ -132,6 +142,10 @@ class ExportRequest:
     notify_email: str | None
     notify_webhook: bool = True  # the tenant's webhook endpoints hear of it
     options: FileOptions = dataclasses.field(default_factory=FileOptions)
+    window: Window | None = None  # windowed kinds only
+    # The window was worked out by the service (a kind's default, a schedule's slot), not
+    # given: a replay computes another one, so the fingerprint leaves it out.
+    window_derived: bool = False
 
     def fingerprint(self) -> str:
         """sha256 of the request's canonical JSON: tells a retry from a different request."""
@@ -139,11 +153,14 @@ class ExportRequest:
 
     def fingerprint_fields(self) -> dict[str, Any]:
         """What the fingerprint covers. Defaults of what came later (notify_webhook, the file
-        options) are left out, so older requests keep their fingerprint across upgrades."""
+        options, the window) are left out, so older requests keep their fingerprint across
+        upgrades."""
         fields = dict(self.__dict__)
         if fields["notify_webhook"]:
             del fields["notify_webhook"]
-        del fields["options"]
+        del fields["options"], fields["window"], fields["window_derived"]
+        if self.window is not None and not self.window_derived:
+            fields["window"] = self.window.to_json()
         return {**fields, **self.options.changed_fields()}
 
     def option_columns(self) -> dict[str, Any]:
@@ -279,6 +296,8 @@ def request_export(
             "format": request.format,
             **request.option_columns(),
             "timezone": request.options.timezone,
+            "window_start": request.window.start if request.window else None,
+            "window_end": request.window.end if request.window else None,
             **sealed_address("notify_email", request.notify_email),
             "notify_webhook": request.notify_webhook,
             "idempotency_key": idempotency_key,
@@ -360,14 +379,17 @@ def list_jobs(
     state: str | None,
     limit: int,
     before: tuple[dt.datetime, uuid.UUID] | None,
+    schedule_id: uuid.UUID | None = None,
 ) -> list[Job]:
-    """Newest first, starting after the keyset position `before` (created_at, id)."""
+    """Newest first, starting after the keyset position `before` (created_at, id); only
+    `schedule_id`'s jobs when given."""
     rows = fetch_all(
         conn,
         "list_jobs",
         tenant=tenant,
         owner_id=owner_id,
         state=state,
+        schedule_id=schedule_id,
         limit=limit,
         **keyset_after(before),
     )

@@ -8,14 +8,12 @@ from flask import Blueprint, Response, jsonify, request, url_for
 
 from app.exports import jobs
 from app.http import parsing, schemas
-from app.http.problems import Problem, idempotency_conflict, not_found
+from app.http.problems import Problem, idempotency_conflict, not_found, quota_exceeded
 from app.http.render import created_response, job_json, kinds_json, page
 from app.http.tenancy import current_storing_tenant, current_tenant
 from app.platform.services import Services, current_services
 
 bp = Blueprint("exports", __name__, url_prefix="/v1")
-# A slot frees when an export ends, typically within seconds to minutes.
-QUOTA_RETRY_AFTER_SECONDS = 30
 
 
 @bp.post("/exports")
@@ -36,15 +34,7 @@ def create_export() -> Response:
                 dedupe_seconds=services.settings.dedupe_seconds,
             )
     except jobs.QuotaExceeded as exc:
-        raise Problem(
-            429,
-            "too-many-exports",
-            "Too many exports",
-            f"Owner {export.owner_id!r} already has {exc.active} exports queued or running "
-            f"(the limit is {exc.limit}); retry when one has finished.",
-            headers={"Retry-After": str(QUOTA_RETRY_AFTER_SECONDS)},
-            limit=exc.limit,
-        ) from None
+        raise quota_exceeded(exc, export.owner_id) from None
     except jobs.IdempotencyConflict as exc:
         raise idempotency_conflict("job", exc.job.id) from None
     return created_response(
@@ -66,7 +56,7 @@ def get_export(job_id: uuid.UUID) -> Response:
 
 @bp.get("/exports")
 def list_exports() -> Response:
-    """Jobs newest first, filtered by owner and state, one keyset page at a time."""
+    """Jobs newest first, filtered by owner, state and schedule, one keyset page at a time."""
     services = current_services()
     args = parsing.list_arguments(schemas.LIST_EXPORTS_QUERY, request.args)
     with services.pool.connection() as conn:
@@ -75,6 +65,7 @@ def list_exports() -> Response:
             current_tenant(),
             owner_id=args["owner_id"],
             state=args["state"],
+            schedule_id=uuid.UUID(args["schedule_id"]) if args["schedule_id"] else None,
             limit=args["limit"] + 1,
             before=args["before"],
         )

@@ -25,6 +25,7 @@ from app.exports.formats import (
     FileOptions,
 )
 from app.exports.jobs import ExportRequest
+from app.exports.windows import Window
 from app.http import schemas
 from app.http.problems import Problem, invalid
 from app.http.schemas import (  # the limits live with the schemas that state them
@@ -36,8 +37,14 @@ from app.http.schemas import (  # the limits live with the schemas that state th
 from app.notifications.webhook_addresses import UnsafeAddress, resolve
 from app.notifications.webhooks import EVENT_TYPES, EndpointChanges, EndpointRequest
 from app.platform.settings import IPNetwork
-from app.schedules.store import ScheduleChanges
-from app.schedules.timing import Timing, cron_problem, timezone_problem, timing_of
+from app.schedules.store import (
+    UNCHANGED,
+    WINDOW_PER_SLOT,
+    ScheduleChanges,
+    ScheduleEnds,
+    ScheduleSpec,
+)
+from app.schedules.timing import cron_problem, timezone_problem, timing_of
 
 __all__ = ["DEFAULT_FORMAT", "DEFAULT_PAGE", "MAX_IDEMPOTENCY_KEY", "MAX_OWNER_ID", "MAX_PAGE"]
 
@@ -161,6 +168,12 @@ def export_request(body: Any, catalog: Catalog) -> ExportRequest:
     timezone = body.get("timezone", DEFAULT_TIMEZONE)
     if "/timezone" not in errors and (problem := timezone_problem(timezone)):
         errors["/timezone"] = problem
+    window, derived = None, False
+    if kind is not None and kind.window and not _under(errors, "/window"):
+        try:
+            window, derived = _window(body.get("window"), kind)
+        except ValueError as exc:
+            errors["/window"] = str(exc)
     if errors:
         raise invalid(errors)
     columns = body.get("columns")
@@ -178,7 +191,23 @@ def export_request(body: Any, catalog: Catalog) -> ExportRequest:
             safe_cells=body.get("safe_cells", True),
             max_part_bytes=body.get("max_part_bytes", DEFAULT_PART_BYTES),
         ),
+        window=window,
+        window_derived=derived,
     )
+
+
+def _window(given: dict[str, str] | None, kind: ExportKind) -> tuple[Window | None, bool]:
+    """(the requested window, or the kind's default; whether it was worked out here).
+    ValueError says what is wrong with it."""
+    if given is None:
+        if kind.window_default is None:
+            return None, False  # the schema already requires it: a schedule's slots give it
+        return Window.last(kind.window_default, dt.datetime.now(dt.UTC)), True
+    start, end = (
+        dt.datetime.fromisoformat(given[edge]) if given.get(edge) else None
+        for edge in ("start", "end")
+    )
+    return Window(start, end), False
 
 
 def text_problem(text: str) -> str | None:
@@ -236,7 +265,7 @@ def list_arguments(
     return {**filters, "limit": query.get("limit", DEFAULT_PAGE), "before": before}
 
 
-def schedule_request(body: Any, catalog: Catalog) -> tuple[ExportRequest, Timing, bool]:
+def schedule_request(body: Any, catalog: Catalog) -> ScheduleSpec:
     """Validate a POST /v1/schedules body: the ScheduleRequest schema, the export fields
     exactly as POST /v1/exports checks them, then cron and time zone; a 422 lists every
     bad field at once."""
@@ -252,14 +281,38 @@ def schedule_request(body: Any, catalog: Catalog) -> tuple[ExportRequest, Timing
         )
     except Problem as problem:
         for pointer, detail in problem.errors.items():
-            errors.setdefault(pointer, detail)
+            if pointer != "/window":  # a schedule's jobs get theirs from their slots
+                errors.setdefault(pointer, detail)
+    kind = catalog.get(body.get("kind")) if isinstance(body.get("kind"), str) else None
+    if "window" in body and kind is not None and not kind.window and "/window" not in errors:
+        errors["/window"] = f"kind {kind.name!r} exports no time window"
+    if "ends_at" in body and "/ends_at" not in errors:
+        ends_at = dt.datetime.fromisoformat(body["ends_at"])
+        if ends_at <= dt.datetime.now(dt.UTC):
+            errors["/ends_at"] = "must be in the future"
     _timing_errors(body, errors)
     if errors:
         raise invalid(errors)
-    assert export is not None
-    # Its exports run in the schedule's time zone.
-    export = replace(export, options=replace(export.options, timezone=body["timezone"]))
-    return export, timing_of(body["cron"], body["timezone"]), body.get("enabled", True)
+    assert export is not None and kind is not None
+    # Its exports run in the schedule's time zone, over the windows its slots cut.
+    export = replace(
+        export,
+        options=replace(export.options, timezone=body["timezone"]),
+        window=None,
+        window_derived=False,
+    )
+    ends = ScheduleEnds(
+        ends_at=dt.datetime.fromisoformat(body["ends_at"]) if body.get("ends_at") else None,
+        max_runs=body.get("max_runs"),
+    )
+    window_mode = body.get("window", WINDOW_PER_SLOT) if kind.window else None
+    return ScheduleSpec(
+        export=export,
+        timing=timing_of(body["cron"], body["timezone"]),
+        enabled=body.get("enabled", True),
+        window_mode=window_mode,
+        ends=ends,
+    )
 
 
 def schedule_changes(body: Any, kind: ExportKind | None) -> ScheduleChanges:
@@ -278,6 +331,9 @@ def schedule_changes(body: Any, kind: ExportKind | None) -> ScheduleChanges:
                 params = kind.validate_params(body["params"] or {})
             except ParamsInvalid as exc:
                 errors.update(_params_errors(exc))
+    ends_at = UNCHANGED
+    if "ends_at" in body and "/ends_at" not in errors:
+        ends_at = dt.datetime.fromisoformat(body["ends_at"]) if body["ends_at"] else None
     if errors:
         raise invalid(errors)
     return ScheduleChanges(
@@ -285,6 +341,8 @@ def schedule_changes(body: Any, kind: ExportKind | None) -> ScheduleChanges:
         timezone=body.get("timezone"),
         params=params,
         enabled=body.get("enabled"),
+        ends_at=ends_at,
+        max_runs=body.get("max_runs", UNCHANGED),
     )
 
 

@@ -74,6 +74,23 @@ def invalid(errors: dict[str, str]) -> Problem:
     )
 
 
+# A slot frees when an export ends, typically within seconds to minutes.
+QUOTA_RETRY_AFTER_SECONDS = 30
+
+
+def quota_exceeded(exc: Any, owner_id: str) -> Problem:
+    """429: the owner is at EXPORTS_MAX_ACTIVE_PER_OWNER (a jobs.QuotaExceeded)."""
+    return Problem(
+        429,
+        "too-many-exports",
+        "Too many exports",
+        f"Owner {owner_id!r} already has {exc.active} exports queued or running (the limit is "
+        f"{exc.limit}); retry when one has finished.",
+        headers={"Retry-After": str(QUOTA_RETRY_AFTER_SECONDS)},
+        limit=exc.limit,
+    )
+
+
 def idempotency_conflict(resource: str, first_id: object) -> Problem:
     """409: the Idempotency-Key was used before with another body; names the first one."""
     return Problem(

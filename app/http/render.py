@@ -52,6 +52,11 @@ def job_json(job: Job, links: LinkSigner) -> dict[str, Any]:
         "format": job.format,
         **options_json(job.format, job.options),
         "timezone": job.timezone,
+        "window": (
+            {"start": timestamp(job.window_start), "end": timestamp(job.window_end)}
+            if job.window is not None
+            else None
+        ),
         "state": job.state,
         "attempts": job.attempts,
         "progress": {"rows": job.progress_rows, "bytes": job.progress_bytes},
@@ -88,6 +93,11 @@ def schedule_json(schedule: Schedule) -> dict[str, Any]:
         "cron": schedule.cron,
         "timezone": schedule.timezone,
         "enabled": schedule.enabled,
+        "state": schedule.state,
+        "window": schedule.window_mode,
+        "ends_at": timestamp(schedule.ends_at),
+        "max_runs": schedule.max_runs,
+        "runs": schedule.runs,
         "next_run_at": timestamp(schedule.next_run_at),
         "next_runs": [timestamp(t) for t in schedule.upcoming()],
         "last_run_at": timestamp(schedule.last_run_at),

@@ -7,9 +7,16 @@ import uuid
 from flask import Blueprint, Response, jsonify, request, url_for
 from psycopg import Connection
 
+from app.exports import jobs
 from app.http import parsing, schemas
-from app.http.problems import Problem, idempotency_conflict, invalid, not_found
-from app.http.render import created_response, page, schedule_json
+from app.http.problems import (
+    Problem,
+    idempotency_conflict,
+    invalid,
+    not_found,
+    quota_exceeded,
+)
+from app.http.render import created_response, job_json, page, schedule_json
 from app.http.tenancy import current_storing_tenant, current_tenant
 from app.platform.services import current_services
 from app.schedules import store
@@ -23,9 +30,8 @@ bp = Blueprint("schedules", __name__, url_prefix="/v1")
 def create_schedule() -> Response:
     """Create a schedule; 201 + Location (an Idempotency-Key replay returns the first one)."""
     services = current_services()
-    export, timing, enabled = parsing.schedule_request(
-        parsing.json_body(request), services.catalog
-    )
+    spec = parsing.schedule_request(parsing.json_body(request), services.catalog)
+    export = spec.export
     key = parsing.idempotency_key(request)
     try:
         with services.pool.connection() as conn:
@@ -33,11 +39,13 @@ def create_schedule() -> Response:
                 conn,
                 current_storing_tenant(),
                 export,
-                timing,
-                enabled=enabled,
+                spec.timing,
+                enabled=spec.enabled,
                 now=store.database_now(conn),
                 idempotency_key=key,
                 max_per_owner=services.settings.max_schedules_per_owner,
+                window_mode=spec.window_mode,
+                ends=spec.ends,
             )
     except store.TooManySchedules as exc:
         raise Problem(
@@ -83,7 +91,8 @@ def list_schedules() -> Response:
 
 @bp.patch("/schedules/<uuid:schedule_id>")
 def update_schedule(schedule_id: uuid.UUID) -> Response:
-    """Change cron, timezone, params or enabled; the next runs are recomputed as needed."""
+    """Change cron, timezone, params, enabled, ends_at or max_runs; the next runs are
+    recomputed as needed."""
     services = current_services()
     body = parsing.json_body(request)
     with services.pool.connection() as conn:
@@ -96,6 +105,39 @@ def update_schedule(schedule_id: uuid.UUID) -> Response:
         except ScheduleInvalid as exc:
             raise invalid({schemas.pointer_to(f): d for f, d in exc.errors.items()}) from None
     return jsonify(schedule_json(schedule))
+
+
+@bp.post("/schedules/<uuid:schedule_id>/run")
+def run_schedule(schedule_id: uuid.UUID) -> Response:
+    """Queue one export now with the schedule's settings (its window ending now); 202 +
+    Location + the job. An Idempotency-Key replay returns the job it made."""
+    services = current_services()
+    key = parsing.idempotency_key(request)
+    owner_id = "?"
+    try:
+        with services.pool.connection() as conn:
+            owner_id = _schedule_or_404(conn, schedule_id).owner_id
+            job, created = store.run_now(
+                conn,
+                current_storing_tenant(),
+                schedule_id,
+                now=store.database_now(conn),
+                idempotency_key=key,
+                max_attempts=services.settings.max_attempts,
+                max_active=services.settings.max_active_per_owner,
+            )
+    except store.ScheduleNotFound:
+        raise not_found(f"There is no schedule {schedule_id}.") from None
+    except jobs.QuotaExceeded as exc:
+        raise quota_exceeded(exc, owner_id) from None
+    except jobs.IdempotencyConflict as exc:
+        raise idempotency_conflict("job", exc.job.id) from None
+    return created_response(
+        job_json(job, services.links),
+        status=202,
+        location=url_for("exports.get_export", job_id=job.id),
+        created=created,
+    )
 
 
 @bp.delete("/schedules/<uuid:schedule_id>")

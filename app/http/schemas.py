@@ -251,6 +251,10 @@ def export_request_envelope(catalog: Catalog) -> dict[str, Any]:
                 "(checked against the kind's columns: GET /v1/export-kinds).",
             },
             **FILE_OPTIONS,
+            "window": {
+                "type": "object",
+                "description": "Windowed kinds only: the period [start, end) to export.",
+            },
             "notify": ref("Notify"),
         },
     }
@@ -284,6 +288,11 @@ def export_request_for(kind: ExportKind) -> dict[str, Any]:
     if must_give:
         params["required"] = must_give
         required.append("params")
+    window: dict[str, Any] = {}
+    if kind.window:
+        window = {"window": window_schema(kind)}
+        if kind.window_default is None:
+            required.append("window")
     fmt: dict[str, Any] = {
         "type": "string",
         "enum": list(kind.formats),
@@ -305,8 +314,29 @@ def export_request_for(kind: ExportKind) -> dict[str, Any]:
             "params": params,
             "columns": columns_schema(kind),
             **FILE_OPTIONS,
+            **window,
             "notify": ref("Notify"),
         },
+    }
+
+
+def window_schema(kind: ExportKind) -> dict[str, Any]:
+    """`window` of a windowed kind: the period [start, end) its query exports."""
+    default = (
+        f" Absent: the last {kind.window_default.days} days up to the request."
+        if kind.window_default is not None
+        else " Required."
+    )
+    moment = {"type": "string", "format": "date-time", "pattern": DATETIME_PATTERN}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "start": {**moment, "description": "Inclusive; absent: open start."},
+            "end": {**moment, "description": "Exclusive; absent: open end."},
+        },
+        "description": "The period to export, [start, end) (checked after the schema: start "
+        "before end)." + default,
     }
 
 
@@ -462,6 +492,11 @@ LIST_EXPORTS_QUERY: dict[str, Any] = {
             "enum": [*STATES, ""],
             "description": "Only exports in this state (empty: any state).",
         },
+        "schedule_id": {
+            "type": "string",
+            "pattern": f"^({UUID_PATTERN[1:-1]})?$",
+            "description": "Only the jobs this schedule queued (empty: any).",
+        },
         "limit": PAGE_LIMIT,
         "cursor": PAGE_CURSOR,
     },
@@ -594,8 +629,36 @@ def schedule_request(catalog: Catalog) -> dict[str, Any]:
                 "description": TIMEZONE["description"] + " Its exports run in it too.",
             },
             "enabled": {"type": "boolean", "default": True, "description": "false: paused."},
+            "window": SCHEDULE_WINDOW,
+            **SCHEDULE_ENDS,
         },
     }
+
+
+SCHEDULE_WINDOW: dict[str, Any] = {
+    "type": "string",
+    "enum": ["slot", "since_last_success"],
+    "default": "slot",
+    "description": "Windowed kinds only (a 422 otherwise): `slot` exports, at each slot, the "
+    "period since the previous slot, in the schedule's time zone; `since_last_success` "
+    "starts where the last succeeded job's window ended, so failed runs and outages lose "
+    "nothing (its first run exports one period).",
+}
+SCHEDULE_ENDS: dict[str, Any] = {
+    "ends_at": {
+        "type": "string",
+        "format": "date-time",
+        "pattern": DATETIME_PATTERN,
+        "description": "No slot after this fires; then `state` is `ended` (checked after the "
+        "schema: in the future).",
+    },
+    "max_runs": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 1_000_000,
+        "description": "The schedule ends after this many slots queued a job.",
+    },
+}
 
 
 SCHEDULE_PATCH: dict[str, Any] = {
@@ -610,6 +673,16 @@ SCHEDULE_PATCH: dict[str, Any] = {
         "timezone": TIMEZONE,
         "params": KIND_PARAMS,
         "enabled": {"type": "boolean"},
+        "ends_at": {
+            **SCHEDULE_ENDS["ends_at"],
+            "type": ["string", "null"],
+            "description": "A new end date (null: none); a later one reopens an ended schedule.",
+        },
+        "max_runs": {
+            **SCHEDULE_ENDS["max_runs"],
+            "type": ["integer", "null"],
+            "description": "A new limit (null: none); a higher one reopens an ended schedule.",
+        },
     },
 }
 
@@ -729,6 +802,15 @@ def schedule() -> dict[str, Any]:
         "cron": {"type": "string"},
         "timezone": {"type": "string"},
         "enabled": {"type": "boolean"},
+        "state": {
+            "type": "string",
+            "enum": ["active", "paused", "ended"],
+            "description": "paused: enabled is false; ended: ends_at or max_runs was reached.",
+        },
+        "window": {"type": ["string", "null"], "enum": ["slot", "since_last_success", None]},
+        "ends_at": OPTIONAL_TIMESTAMP,
+        "max_runs": {"type": ["integer", "null"]},
+        "runs": {"type": "integer", "minimum": 0, "description": "Slots that queued a job."},
         "next_run_at": {**OPTIONAL_TIMESTAMP, "description": "UTC; null while disabled."},
         "next_runs": {
             "type": "array",
@@ -774,6 +856,13 @@ def job() -> dict[str, Any]:
         "format": {"type": "string", "enum": list(FORMATS)},
         **shown_options(),
         "timezone": {"type": "string", "description": "The IANA zone the export ran in."},
+        "window": {
+            "type": ["object", "null"],
+            "required": ["start", "end"],
+            "additionalProperties": False,
+            "properties": {"start": OPTIONAL_TIMESTAMP, "end": OPTIONAL_TIMESTAMP},
+            "description": "Windowed kinds: the period [start, end) exported; null otherwise.",
+        },
         "state": {
             "type": "string",
             "enum": list(STATES),

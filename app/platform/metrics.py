@@ -24,13 +24,16 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import REGISTRY, Collector
 from psycopg_pool import ConnectionPool
 
-from app.platform.db import fetch_all
+from app.platform.db import fetch_all, fetch_one
 
 log = logging.getLogger(__name__)
 
 # Scrapes (every API worker, every poller, several Prometheus servers) within this many
 # seconds share one queue_metrics query.
 QUEUE_CACHE_SECONDS = 5.0
+# A schedule whose slot passed this long ago without firing counts as overdue (the
+# product's "a task executing more than 10 s after its slot raises an alert").
+OVERDUE_SECONDS = 10
 
 
 class QueueCollector(Collector):
@@ -41,6 +44,7 @@ class QueueCollector(Collector):
         self.cache_seconds = cache_seconds
         self._lock = threading.Lock()
         self._rows: list[dict] = []
+        self._overdue = 0
         self._read_at = -math.inf
 
     def rows(self) -> list[dict]:
@@ -49,14 +53,22 @@ class QueueCollector(Collector):
             if time.monotonic() - self._read_at >= self.cache_seconds:
                 with self.pool.connection(timeout=2) as conn:
                     self._rows = fetch_all(conn, "queue_metrics")
+                    overdue = fetch_one(conn, "schedules_overdue", seconds=OVERDUE_SECONDS)
+                    self._overdue = overdue["overdue"] if overdue else 0
                 self._read_at = time.monotonic()
             return self._rows
+
+    def overdue(self) -> int:
+        """Enabled schedules more than OVERDUE_SECONDS past their slot (as of rows())."""
+        return self._overdue
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         """The metric names, without querying (for registration)."""
         yield from self._families()
 
-    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+    def _families(
+        self,
+    ) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
         return (
             GaugeMetricFamily(
                 "exports_outbox_messages", "Unfinished outbox messages.", labels=["topic", "state"]
@@ -69,21 +81,27 @@ class QueueCollector(Collector):
             GaugeMetricFamily(
                 "exports_outbox_dead_messages", "Dead messages (given up).", labels=["topic"]
             ),
+            GaugeMetricFamily(
+                "exports_schedules_overdue",
+                f"Enabled schedules more than {OVERDUE_SECONDS} s past their slot, unfired.",
+            ),
         )
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        """Messages by topic and state, the oldest ready message's age, dead messages."""
-        waiting, lag, dead = self._families()
+        """Messages by topic and state, the oldest ready message's age, dead messages;
+        overdue schedules."""
+        waiting, lag, dead, overdue = self._families()
         try:
             for row in self.rows():
                 for state in ("ready", "running", "retry_wait"):
                     waiting.add_metric([row["topic"], state], row[state])
                 lag.add_metric([row["topic"]], row["oldest_ready_seconds"])
                 dead.add_metric([row["topic"]], row["dead"])
+            overdue.add_metric([], self.overdue())
         except Exception as exc:  # a scrape must not fail because the database is away
             log.warning("queue metrics unavailable: %s", exc)
             return
-        yield from (waiting, lag, dead)
+        yield from (waiting, lag, dead, overdue)
 
 
 def exposition(pool: ConnectionPool) -> bytes:

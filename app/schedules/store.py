@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from psycopg import Connection
@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 from app.exports import jobs
 from app.exports.formats import CsvOptions, FileOptions
 from app.exports.jobs import ExportRequest
+from app.exports.windows import Window
 from app.platform import crypto
 from app.platform.db import fetch_all, fetch_one, insert_or_find, keyset_after, request_fingerprint
 from app.schedules.timing import UPCOMING_RUNS, Timing, timing_of
@@ -25,6 +26,10 @@ from app.schedules.timing import UPCOMING_RUNS, Timing, timing_of
 log = logging.getLogger(__name__)
 
 CHANNEL = "exports_schedules"  # NOTIFYed by a trigger when a schedule's timing changes
+# How a windowed kind's schedule cuts its jobs' windows (exports.schedules.window_mode).
+WINDOW_PER_SLOT = "slot"  # the previous slot up to this slot: each period once
+WINDOW_SINCE_SUCCESS = "since_last_success"  # from where the last succeeded job's ended
+WINDOW_MODES = (WINDOW_PER_SLOT, WINDOW_SINCE_SUCCESS)
 
 
 class ScheduleNotFound(Exception):
@@ -78,6 +83,23 @@ class Schedule:
     csv_options: dict[str, Any] | None
     safe_cells: bool
     max_part_bytes: int
+    window_mode: str | None
+    ends_at: dt.datetime | None
+    max_runs: int | None
+    runs: int
+    ended_at: dt.datetime | None
+
+    @property
+    def state(self) -> str:
+        """active, paused (enabled false) or ended (ends_at or max_runs reached)."""
+        if self.ended_at is not None:
+            return "ended"
+        return "active" if self.enabled else "paused"
+
+    @property
+    def ends(self) -> ScheduleEnds:
+        """Its end conditions."""
+        return ScheduleEnds(self.ends_at, self.max_runs)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Schedule:
@@ -114,20 +136,67 @@ class Schedule:
         )
 
     def upcoming(self, count: int = UPCOMING_RUNS) -> list[dt.datetime]:
-        """The next `count` run times (UTC); empty while disabled."""
+        """The next `count` run times (UTC), within ends_at and max_runs; empty while
+        paused or ended."""
         if not self.enabled or self.next_run_at is None:
             return []
-        return [self.next_run_at, *self.timing.upcoming(self.next_run_at, count - 1)]
+        if self.max_runs is not None:
+            count = min(count, self.max_runs - self.runs)
+        slots = [self.next_run_at, *self.timing.upcoming(self.next_run_at, count - 1)][:count]
+        return [slot for slot in slots if self.ends_at is None or slot <= self.ends_at]
+
+    def window_for(self, conn: Connection, end: dt.datetime) -> Window | None:
+        """The window of a job of this schedule ending at `end` (a slot, or now for
+        run-now); None for kinds without windows."""
+        if self.window_mode is None:
+            return None
+        start = self.timing.previous_slot(end)
+        if self.window_mode == WINDOW_SINCE_SUCCESS:
+            row = fetch_one(conn, "last_success_window_end", schedule_id=self.id)
+            if row is not None and row["window_end"] is not None and row["window_end"] < end:
+                start = row["window_end"]
+        return Window(start, end)
+
+
+@dataclass(frozen=True)
+class ScheduleEnds:
+    """When a schedule stops firing: after a date, after a number of jobs (None: never)."""
+
+    ends_at: dt.datetime | None = None
+    max_runs: int | None = None
+
+    def reached(self, next_run_at: dt.datetime | None, runs: int) -> bool:
+        """No slot is left: the next one is past ends_at, or max_runs jobs were queued."""
+        if self.max_runs is not None and runs >= self.max_runs:
+            return True
+        return self.ends_at is not None and (next_run_at is None or next_run_at > self.ends_at)
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A validated request for a schedule."""
+
+    export: ExportRequest
+    timing: Timing
+    enabled: bool = True
+    window_mode: str | None = None  # windowed kinds: WINDOW_PER_SLOT or WINDOW_SINCE_SUCCESS
+    ends: ScheduleEnds = ScheduleEnds()
+
+
+# PATCH's "leave as it is" for a field that may also be set to null.
+UNCHANGED: Any = object()
 
 
 @dataclass(frozen=True)
 class ScheduleChanges:
-    """A partial update (PATCH): None means "leave as it is"."""
+    """A partial update (PATCH): None (or UNCHANGED) means "leave as it is"."""
 
     cron: str | None = None
     timezone: str | None = None
     params: dict[str, Any] | None = None
     enabled: bool | None = None
+    ends_at: dt.datetime | None = UNCHANGED  # None: no end date any more
+    max_runs: int | None = UNCHANGED  # None: no limit any more
 
 
 # Why a due slot queued no job (exports.schedules.last_skip_reason).
@@ -141,8 +210,9 @@ class Fired:
     schedule_id: uuid.UUID
     slot: dt.datetime
     job_id: uuid.UUID | None
-    next_run_at: dt.datetime
+    next_run_at: dt.datetime | None  # None: that was its last slot
     skipped: str | None = None
+    ended: bool = False  # ends_at or max_runs reached: it fires no more
 
 
 def create_schedule(
@@ -155,6 +225,8 @@ def create_schedule(
     now: dt.datetime,
     idempotency_key: str | None,
     max_per_owner: int = 0,
+    window_mode: str | None = None,
+    ends: ScheduleEnds = ScheduleEnds(),
 ) -> tuple[Schedule, bool]:
     """Insert a schedule whose first run is the first slot after `now`; (schedule, created).
 
@@ -162,8 +234,10 @@ def create_schedule(
     ScheduleIdempotencyConflict when the request differs. TooManySchedules when the owner
     has `max_per_owner` schedules already (0: no limit; a replay is never refused).
     """
-    fingerprint = _fingerprint(export, timing, enabled)
+    fingerprint = _fingerprint(export, timing, enabled, window_mode, ends)
     owner = {"tenant": tenant, "owner_id": export.owner_id}
+    first = timing.next_after(now)
+    ended = ends.reached(first, 0)
     if max_per_owner:
         # The lock new exports of this owner take too: counts and inserts do not interleave.
         fetch_one(conn, "lock_owner_requests", **owner)
@@ -191,7 +265,11 @@ def create_schedule(
             "cron": timing.cron,
             "timezone": timing.timezone,
             "enabled": enabled,
-            "next_run_at": timing.next_after(now) if enabled else None,
+            "next_run_at": first if enabled and not ended else None,
+            "window_mode": window_mode,
+            "ends_at": ends.ends_at,
+            "max_runs": ends.max_runs,
+            "ended_at": now if ended else None,
             "idempotency_key": idempotency_key,
             "request_fingerprint": fingerprint,
         },
@@ -239,8 +317,9 @@ def update_schedule(
     *,
     now: dt.datetime,
 ) -> Schedule:
-    """Apply a partial update; a new cron/time zone or re-enabling recomputes the next run
-    from `now` (no catch-up for slots that passed while disabled); disabling clears it.
+    """Apply a partial update; a new cron/time zone, re-enabling or reopening an ended
+    schedule (a later ends_at, a higher max_runs) recomputes the next run from `now` (no
+    catch-up for slots that passed meanwhile); disabling or reaching an end clears it.
 
     ScheduleInvalid if the resulting timing is unusable.
     """
@@ -250,13 +329,19 @@ def update_schedule(
     current = Schedule.from_row(row)
     timing = Timing(changes.cron or current.cron, changes.timezone or current.timezone)
     enabled = current.enabled if changes.enabled is None else changes.enabled
-    retimed = timing != current.timing or (enabled and not current.enabled)
-    if not enabled:
-        next_run_at = None
-    elif retimed:
-        next_run_at = timing.next_after(now)
+    ends = ScheduleEnds(
+        current.ends_at if changes.ends_at is UNCHANGED else changes.ends_at,
+        current.max_runs if changes.max_runs is UNCHANGED else changes.max_runs,
+    )
+    keeps_its_slot = (
+        enabled and current.enabled and current.ended_at is None and timing == current.timing
+    )
+    # A new cron/time zone, a resumed or a reopened schedule starts from now: no catch-up.
+    candidate = current.next_run_at if keeps_its_slot else timing.next_after(now)
+    if ends.reached(candidate, current.runs):
+        next_run_at, ended_at = None, current.ended_at or now
     else:
-        next_run_at = current.next_run_at
+        next_run_at, ended_at = (candidate if enabled else None), None
     updated = fetch_one(
         conn,
         "update_schedule",
@@ -266,6 +351,9 @@ def update_schedule(
         params=Jsonb(current.params if changes.params is None else changes.params),
         enabled=enabled,
         next_run_at=next_run_at,
+        ends_at=ends.ends_at,
+        max_runs=ends.max_runs,
+        ended_at=ended_at,
     )
     assert updated is not None, "the row is locked by this transaction"
     return Schedule.from_row(updated)
@@ -298,6 +386,7 @@ def fire_due_schedules(
         schedule = Schedule.from_row(row)
         assert schedule.next_run_at is not None, "only enabled schedules are due"
         slot, next_run_at = schedule.timing.due_slot(now, floor=schedule.next_run_at)
+        skipped = None
         try:
             job_id = _queue_slot(
                 conn, schedule, slot, max_attempts=max_attempts, max_active=max_active
@@ -312,9 +401,13 @@ def fire_due_schedules(
                     "limit": exc.limit,
                 },
             )
-            fired.append(Fired(schedule.id, slot, None, next_run_at, SKIPPED_OWNER_QUOTA))
+            job_id, skipped = None, SKIPPED_OWNER_QUOTA
+        runs = schedule.runs + (job_id is not None)
+        if schedule.ends.reached(next_run_at, runs):
+            log.info("schedule ended", extra={"schedule_id": str(schedule.id), "runs": runs})
+            fired.append(Fired(schedule.id, slot, job_id, None, skipped, ended=True))
         else:
-            fired.append(Fired(schedule.id, slot, job_id, next_run_at))
+            fired.append(Fired(schedule.id, slot, job_id, next_run_at, skipped))
     if fired:  # one statement for the whole batch (and one NOTIFY from its trigger)
         fetch_all(
             conn,
@@ -324,6 +417,7 @@ def fire_due_schedules(
             last_run_ats=[f.slot for f in fired],
             last_job_ids=[f.job_id for f in fired],
             last_skip_reasons=[f.skipped for f in fired],
+            ended=[f.ended for f in fired],
         )
     return fired
 
@@ -338,11 +432,12 @@ def _queue_slot(
 ) -> uuid.UUID | None:
     """The slot's job (new, or the one its key already names); QuotaExceeded if none may be."""
     key = f"schedule:{schedule.id}:{slot.isoformat()}"
+    export = replace(schedule.export, window=schedule.window_for(conn, slot), window_derived=True)
     try:
         job, created = jobs.request_export(
             conn,
             schedule.tenant,
-            schedule.export,
+            export,
             idempotency_key=key,
             max_attempts=max_attempts,
             max_active=max_active,
@@ -364,6 +459,44 @@ def _queue_slot(
     return job.id
 
 
+def run_now(
+    conn: Connection,
+    tenant: str,
+    schedule_id: uuid.UUID,
+    *,
+    now: dt.datetime,
+    idempotency_key: str | None,
+    max_attempts: int,
+    max_active: int = 0,
+) -> tuple[jobs.Job, bool]:
+    """Queue one job now with the schedule's settings, its window ending `now`; (job,
+    created). A repeated idempotency key returns the job it made (its window was "now" then).
+    It is an extra run: next_run_at, runs and max_runs are left alone."""
+    schedule = get_schedule(conn, tenant, schedule_id)
+    if idempotency_key is not None:
+        earlier = fetch_one(
+            conn,
+            "get_job_by_key",
+            tenant=tenant,
+            owner_id=schedule.owner_id,
+            idempotency_key=idempotency_key,
+        )
+        if earlier is not None:
+            if earlier["schedule_id"] != schedule.id:
+                raise jobs.IdempotencyConflict(jobs.Job.from_row(earlier))
+            return jobs.Job.from_row(earlier), False
+    export = replace(schedule.export, window=schedule.window_for(conn, now), window_derived=True)
+    return jobs.request_export(
+        conn,
+        tenant,
+        export,
+        idempotency_key=idempotency_key,
+        max_attempts=max_attempts,
+        max_active=max_active,
+        schedule_id=schedule.id,
+    )
+
+
 def next_due_in(conn: Connection) -> tuple[dt.datetime, dt.datetime | None]:
     """(the database's clock now, the earliest next_run_at of any enabled schedule)."""
     row = fetch_one(conn, "next_due_schedule")
@@ -376,12 +509,24 @@ def database_now(conn: Connection) -> dt.datetime:
     return next_due_in(conn)[0]
 
 
-def _fingerprint(export: ExportRequest, timing: Timing, enabled: bool) -> str:
-    return request_fingerprint(
-        {
-            **export.fingerprint_fields(),
-            "cron": timing.cron,
-            "timezone": timing.timezone,
-            "enabled": enabled,
-        }
-    )
+def _fingerprint(
+    export: ExportRequest,
+    timing: Timing,
+    enabled: bool,
+    window_mode: str | None,
+    ends: ScheduleEnds,
+) -> str:
+    fields: dict[str, Any] = {
+        **export.fingerprint_fields(),
+        "cron": timing.cron,
+        "timezone": timing.timezone,
+        "enabled": enabled,
+    }
+    # Left out while unset, so schedules made before these existed keep their fingerprint.
+    if window_mode is not None:
+        fields["window_mode"] = window_mode
+    if ends.ends_at is not None:
+        fields["ends_at"] = ends.ends_at.astimezone(dt.UTC).isoformat()
+    if ends.max_runs is not None:
+        fields["max_runs"] = ends.max_runs
+    return request_fingerprint(fields)

@@ -90,6 +90,18 @@ class Timing:
             candidate = following
         return candidate
 
+    def previous_slot(self, before: dt.datetime) -> dt.datetime:
+        """The latest slot strictly before `before`, in UTC: where a slot's window starts.
+
+        croniter's get_prev lands near it; walking forward from a few hours earlier (the
+        forward walk is the one that handles DST changes) finds it exactly.
+        """
+        before = _utc(before)
+        near = croniter(self.cron, before.astimezone(self.zone)).get_prev(dt.datetime)
+        anchor = _utc(near) - _DST_MARGIN
+        earlier = [slot for slot in self._forward(anchor, _BACK_SCAN) if slot < before]
+        return earlier[-1] if earlier else self.previous_slot(anchor)
+
     def due_slot(self, now: dt.datetime, *, floor: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
         """(the slot to fire at `now` for a schedule due since `floor`, the next slot after `now`).
 
@@ -121,6 +133,12 @@ class Timing:
         if local.fold != 1 or local.utcoffset() == local.replace(fold=0).utcoffset():
             return False
         return croniter(self.cron).expanded[1] != ["*"]
+
+
+# previous_slot: how far before croniter's answer the forward walk starts (more than any
+# DST shift), and how many slots it may look at (a per-minute cron has 240 in 4 hours).
+_DST_MARGIN = dt.timedelta(hours=3)
+_BACK_SCAN = 300
 
 
 def cron_problem(cron: Any) -> str | None:

@@ -147,7 +147,7 @@ class ExportRun:
             try:
                 with cur.copy(
                     copy_statement(kind.query, shape.columns, fmt, job.options),
-                    kind.bind(job.owner_id, job.params),
+                    kind.bind(job.owner_id, job.params, job.window),
                 ) as copy:
                     for number, part in enumerate(
                         ExportParts(copy, shape, on_progress=on_progress), start=1

@@ -11,9 +11,11 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from app.exports.windows import Window
 from poller.mail import new_message_id
 
 _templates = Environment(
@@ -79,7 +81,24 @@ def format_utc(moment: datetime) -> str:
 
 
 def _common(job: Mapping[str, Any]) -> dict[str, Any]:
-    return {"kind": job["kind"], "format": job["format"], "job_id": str(job["id"])}
+    return {
+        "kind": job["kind"],
+        "format": job["format"],
+        "job_id": str(job["id"]),
+        "period": _period(job),
+    }
+
+
+def _period(job: Mapping[str, Any]) -> str:
+    """A windowed job's period for people, in its time zone; "" for other jobs."""
+    start, end = job.get("window_start"), job.get("window_end")
+    if start is None and end is None:
+        return ""
+    try:
+        zone: Any = ZoneInfo(job.get("timezone") or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = UTC
+    return Window(start, end).describe(zone)
 
 
 def _message(

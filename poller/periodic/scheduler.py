@@ -69,9 +69,12 @@ class Scheduler(ListeningService):
                     conn, now, self.batch, max_attempts=self.max_attempts,
                     max_active=self.max_active,
                 )
+            committed = dt.datetime.now(dt.UTC)
             for slot in fired:
                 if slot.skipped:
                     metrics.SCHEDULE_SLOTS_SKIPPED.labels(slot.skipped).inc()
+                else:
+                    metrics.SCHEDULE_LATENESS.observe((committed - slot.slot).total_seconds())
             if len(fired) < self.batch or self.stopping.is_set():
                 break  # else: more may be due right now
         with self.pool.connection(timeout=CONNECTION_WAIT_SECONDS) as conn:

@@ -14,13 +14,13 @@
 WITH job AS (
     INSERT INTO exports.jobs
         (tenant, owner_id, kind, params, format, columns, timezone, csv_options, safe_cells,
-         max_part_bytes, notify_email, notify_email_masked, notify_webhook, idempotency_key,
-         request_fingerprint, schedule_id)
+         max_part_bytes, window_start, window_end, notify_email, notify_email_masked,
+         notify_webhook, idempotency_key, request_fingerprint, schedule_id)
     VALUES
         (%(tenant)s, %(owner_id)s, %(kind)s, %(params)s, %(format)s, %(columns)s,
-         %(timezone)s, %(csv_options)s, %(safe_cells)s, %(max_part_bytes)s, %(notify_email)s,
-         %(notify_email_masked)s, %(notify_webhook)s, %(idempotency_key)s,
-         %(request_fingerprint)s, %(schedule_id)s)
+         %(timezone)s, %(csv_options)s, %(safe_cells)s, %(max_part_bytes)s,
+         %(window_start)s, %(window_end)s, %(notify_email)s, %(notify_email_masked)s,
+         %(notify_webhook)s, %(idempotency_key)s, %(request_fingerprint)s, %(schedule_id)s)
     ON CONFLICT (tenant, owner_id, idempotency_key) DO NOTHING
     RETURNING *),
 message AS (
@@ -68,6 +68,7 @@ SELECT * FROM exports.jobs
 WHERE tenant = %(tenant)s
   AND (%(owner_id)s::text IS NULL OR owner_id = %(owner_id)s)
   AND (%(state)s::text IS NULL OR state = %(state)s)
+  AND (%(schedule_id)s::uuid IS NULL OR schedule_id = %(schedule_id)s)
   AND (%(before_created_at)s::timestamptz IS NULL
        OR (created_at, id) < (%(before_created_at)s::timestamptz, %(before_id)s::uuid))
 ORDER BY created_at DESC, id DESC

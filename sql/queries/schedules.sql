@@ -6,12 +6,13 @@
 INSERT INTO exports.schedules
     (tenant, owner_id, kind, params, format, columns, csv_options, safe_cells, max_part_bytes,
      notify_email, notify_email_masked, notify_webhook, cron, timezone, enabled, next_run_at,
-     idempotency_key, request_fingerprint)
+     window_mode, ends_at, max_runs, ended_at, idempotency_key, request_fingerprint)
 VALUES
     (%(tenant)s, %(owner_id)s, %(kind)s, %(params)s, %(format)s, %(columns)s,
      %(csv_options)s, %(safe_cells)s, %(max_part_bytes)s, %(notify_email)s,
      %(notify_email_masked)s, %(notify_webhook)s, %(cron)s, %(timezone)s, %(enabled)s,
-     %(next_run_at)s, %(idempotency_key)s, %(request_fingerprint)s)
+     %(next_run_at)s, %(window_mode)s, %(ends_at)s, %(max_runs)s, %(ended_at)s,
+     %(idempotency_key)s, %(request_fingerprint)s)
 ON CONFLICT (tenant, owner_id, idempotency_key) DO NOTHING
 RETURNING *;
 
@@ -45,7 +46,8 @@ LIMIT %(limit)s;
 -- name: update_schedule
 UPDATE exports.schedules
 SET cron = %(cron)s, timezone = %(timezone)s, params = %(params)s, enabled = %(enabled)s,
-    next_run_at = %(next_run_at)s, updated_at = now()
+    next_run_at = %(next_run_at)s, ends_at = %(ends_at)s, max_runs = %(max_runs)s,
+    ended_at = %(ended_at)s, updated_at = now()
 WHERE id = %(id)s
 RETURNING *;
 
@@ -66,16 +68,33 @@ FOR UPDATE SKIP LOCKED;
 -- The schedules of one firing batch (claimed above, in this transaction), in one statement:
 -- ids[i] moves to next_run_ats[i] and records its slot and job.
 -- last_skip_reasons[i] says why a slot queued no job (NULL: it queued last_job_ids[i]).
+-- A slot that queued a job counts as a run; ended[i]: that was the last (ends_at/max_runs).
 UPDATE exports.schedules AS s
 SET next_run_at = f.next_run_at, last_run_at = f.last_run_at, last_job_id = f.last_job_id,
-    last_skip_reason = f.last_skip_reason
+    last_skip_reason = f.last_skip_reason,
+    runs = s.runs + (f.last_job_id IS NOT NULL)::int,
+    ended_at = CASE WHEN f.ended THEN now() END
 FROM unnest(%(ids)s::uuid[], %(next_run_ats)s::timestamptz[], %(last_run_ats)s::timestamptz[],
-            %(last_job_ids)s::uuid[], %(last_skip_reasons)s::text[])
-     AS f(id, next_run_at, last_run_at, last_job_id, last_skip_reason)
+            %(last_job_ids)s::uuid[], %(last_skip_reasons)s::text[], %(ended)s::boolean[])
+     AS f(id, next_run_at, last_run_at, last_job_id, last_skip_reason, ended)
 WHERE s.id = f.id
 RETURNING s.id;
+
+-- name: last_success_window_end
+-- Where a since_last_success schedule's next window starts: the end of the window of its
+-- latest succeeded job (also one that has expired since: its rows were delivered).
+SELECT window_end FROM exports.jobs
+WHERE schedule_id = %(schedule_id)s AND state IN ('succeeded', 'expired')
+ORDER BY window_end DESC NULLS LAST
+LIMIT 1;
 
 -- name: next_due_schedule
 -- The scheduler's plan: the database's clock, and when the next schedule is due.
 SELECT clock_timestamp() AS now,
        (SELECT min(next_run_at) FROM exports.schedules WHERE enabled) AS next_run_at;
+
+-- name: schedules_overdue
+-- For /metrics: enabled schedules whose slot passed more than %(seconds)s ago unfired (no
+-- poller running its scheduler, or all stuck). Reads the schedules_due index.
+SELECT count(*) AS overdue FROM exports.schedules
+WHERE enabled AND next_run_at < now() - make_interval(secs => %(seconds)s);

@@ -268,6 +268,11 @@ def schedule(**overrides: object) -> Schedule:
         "csv_options": None,
         "safe_cells": True,
         "max_part_bytes": 2**30,
+        "window_mode": None,
+        "ends_at": None,
+        "max_runs": None,
+        "runs": 0,
+        "ended_at": None,
     }
     values.update(overrides)
     return Schedule(**values)  # type: ignore[arg-type]
