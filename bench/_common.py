@@ -106,13 +106,15 @@ def bench_settings(database_url: str, workdir: Path, **overrides: Any) -> Settin
     return settings
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
+def settings_env(settings: Settings, metrics_port: int = 0) -> dict[str, str]:
     """Environment that makes Settings.from_env() reproduce `settings` (for subprocesses)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("EXPORTS_")}
     env.update(settings.to_env())
     env["EXPORTS_LOG_LEVEL"] = "WARNING"
-    # Several pollers on one host would all bind the default metrics port 9108.
-    env["EXPORTS_METRICS_PORT"] = "0"
+    # Several pollers on one host would all bind the default metrics port 9108: none
+    # serves metrics unless a benchmark asks for a port of its own.
+    env["EXPORTS_METRICS_PORT"] = str(metrics_port)
+    env["EXPORTS_METRICS_BIND"] = "127.0.0.1"
     return env
 
 
@@ -251,11 +253,12 @@ def pollers_in_threads(settings: Settings, count: int) -> Iterator[Callable[[], 
 
 @contextlib.contextmanager
 def pollers_in_processes(
-    settings: Settings, count: int
+    settings: Settings, count: int, metrics_port: int = 0
 ) -> Iterator[tuple[list[int], Callable[[], None]]]:
     """`count` `exports-poller` processes with `settings`; SIGTERM (once) at the end.
-    Yields their pids and a check that raises if one exited."""
-    env = settings_env(settings)
+    Yields their pids and a check that raises if one exited. `metrics_port` (one poller):
+    where it serves /metrics."""
+    env = settings_env(settings, metrics_port)
     procs = [
         subprocess.Popen([venv_tool("exports-poller")], env=env, cwd=ROOT) for _ in range(count)
     ]

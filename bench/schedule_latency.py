@@ -5,7 +5,9 @@ next_run_at is set a random 0.2-0.8 s into the future (by the database's clock, 
 could; the trigger NOTIFYs the scheduler, which then sleeps until the slot); the latency is
 the job's created_at (the database's clock in the firing transaction) minus the slot.
 Also measured: when the job became visible (committed), polled every 5 ms by the database's
-clock. Samples run one at a time. Then a burst: --burst schedules share one slot (fired
+clock; and what the poller's own histogram `exports_schedule_lateness_seconds` (slot → job
+committed, what the ScheduledExportLate alert reads) says, scraped from its /metrics.
+Samples run one at a time. Then a burst: --burst schedules share one slot (fired
 in transactions of poller.periodic.scheduler.FIRE_BATCH: when the first and the last were visible).
 The schedules' cron is yearly, so nothing fires by itself during the run.
 
@@ -162,6 +164,30 @@ def burst_visibility(
     return first, last, created
 
 
+def lateness_histogram(port: int) -> dict[str, float]:
+    """The poller's exports_schedule_lateness_seconds: count, mean, and p50/p99 as the upper
+    bound of the bucket they fall in (what histogram_quantile would interpolate within)."""
+    import urllib.request
+
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    buckets: list[tuple[float, float]] = []
+    total = count = 0.0
+    for line in text.splitlines():
+        if line.startswith("exports_schedule_lateness_seconds_bucket"):
+            bound = line.split('le="')[1].split('"')[0]
+            buckets.append((float(bound), float(line.rsplit(" ", 1)[1])))
+        elif line.startswith("exports_schedule_lateness_seconds_sum"):
+            total = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("exports_schedule_lateness_seconds_count"):
+            count = float(line.rsplit(" ", 1)[1])
+
+    def quantile(q: float) -> float:
+        return next((bound for bound, n in buckets if n >= q * count), float("inf"))
+
+    return {"count": count, "mean": total / count if count else 0.0,
+            "p50": quantile(0.5), "p99": quantile(0.99)}  # fmt: skip
+
+
 def main() -> None:
     args = parse_args()
     if args.samples < 50:
@@ -177,7 +203,8 @@ def main() -> None:
             warm_up = create_schedules(conn, 1)
             singles = create_schedules(conn, args.samples)
             burst = create_schedules(conn, args.burst)
-            with c.pollers_in_processes(settings, 1) as (_, check):
+            metrics_port = c.free_port()
+            with c.pollers_in_processes(settings, 1, metrics_port) as (_, check):
                 awaited(
                     "the poller's scheduler to LISTEN on this database",
                     lambda: scheduler_listening(watcher),
@@ -206,6 +233,7 @@ def main() -> None:
                     )
                     one_by_one.append(latency)
                     visible.append(seen)
+                histogram = lateness_histogram(metrics_port)
                 slot = arm(conn, burst, 0.5)
                 first_seen, last_seen, together = burst_visibility(conn, burst, slot, check)
     early = sum(1 for v in one_by_one + together if v < 0)
@@ -219,6 +247,12 @@ def main() -> None:
         {"what": f"burst: slot → all {len(together)} jobs visible"} | c.summary_ms([last_seen]),
     ]
     c.print_table(rows, "due slot → job created_at (idle exports-poller, NOTIFY + timer)")
+    print(
+        "\nexports_schedule_lateness_seconds (the poller's histogram, warm-up and one-at-a-time"
+        f" slots, n={histogram['count']:.0f}): mean {histogram['mean'] * 1000:.2f} ms,"
+        f" p50 <= {histogram['p50'] * 1000:g} ms, p99 <= {histogram['p99'] * 1000:g} ms"
+        " (bucket upper bounds)"
+    )
     print(f"\nfired before their slot: {early} (must be 0)")
     print(f"one at a time: stdev {statistics.pstdev(one_by_one) * 1000:.2f} ms")
     print("load average at the end: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))

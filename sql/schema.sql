@@ -694,12 +694,14 @@ BEGIN
         RETURN;  -- unknown or not dead: nothing to do, no rows (like every other function)
     END IF;
     IF revived.topic = 'export.run' THEN
-        UPDATE exports.jobs SET state = 'queued', finished_at = NULL, email_status = NULL
-        WHERE id = revived.job_id AND state = 'failed';
-        -- Its failure email, if one is still waiting, no longer applies.
+        -- Its failure email, if one is still waiting, no longer applies. Outbox rows before
+        -- the job row, the order a poller sending that email locks them in: the other
+        -- order deadlocked with it.
         UPDATE exports.outbox SET done_at = now()
         WHERE job_id = revived.job_id AND topic = 'export.notify'
           AND done_at IS NULL AND dead_at IS NULL;
+        UPDATE exports.jobs SET state = 'queued', finished_at = NULL, email_status = NULL
+        WHERE id = revived.job_id AND state = 'failed';
     ELSE
         UPDATE exports.jobs SET email_status = 'pending'
         WHERE id = revived.job_id AND email_status = 'failed';
@@ -1601,7 +1603,17 @@ CREATE VIEW exports.schedules_local AS
     s.notify_email_masked AS notify_email,
     s.params,
     s.created_at,
-    s.updated_at
+    s.updated_at,
+        CASE
+            WHEN (s.ended_at IS NOT NULL) THEN 'ended'::text
+            WHEN s.enabled THEN 'active'::text
+            ELSE 'paused'::text
+        END AS state,
+    s.window_mode,
+    (s.ends_at AT TIME ZONE s.timezone) AS ends_local,
+    s.max_runs,
+    s.runs,
+    s.ended_at
    FROM (exports.schedules s
      LEFT JOIN exports.jobs j ON ((j.id = s.last_job_id)));
 
@@ -1610,7 +1622,7 @@ CREATE VIEW exports.schedules_local AS
 -- Name: VIEW schedules_local; Type: COMMENT; Schema: exports; Owner: -
 --
 
-COMMENT ON VIEW exports.schedules_local IS 'Schedules with their next and last run in their own time zone, and the last job''s state.';
+COMMENT ON VIEW exports.schedules_local IS 'Schedules with their next and last run in their own time zone, the last job''s state, and whether they run: state active, paused or ended (ends_at or max_runs reached).';
 
 
 --

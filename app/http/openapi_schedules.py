@@ -87,7 +87,7 @@ def paths() -> dict[str, Any]:
             "patch": {
                 "operationId": "updateSchedule",
                 "tags": ["schedules"],
-                "summary": "Change cron, timezone, params or enabled",
+                "summary": "Change cron, timezone, params, enabled, ends_at or max_runs",
                 "parameters": [schedule_id],
                 "requestBody": {
                     "required": True,
@@ -111,6 +111,36 @@ def paths() -> dict[str, Any]:
                 "responses": {
                     "204": {"description": "Deleted."},
                     "404": not_found,
+                    **common,
+                },
+            },
+        },
+        "/v1/schedules/{schedule_id}/run": {
+            "post": {
+                "operationId": "runSchedule",
+                "tags": ["schedules"],
+                "summary": "Queue one export now with the schedule's settings",
+                "description": "202 + Location + the job: the schedule's kind, params, format, "
+                "file options and time zone; a windowed kind's window ends now (and starts "
+                "as the schedule's next slot's would). An extra run: next_run_at, runs and "
+                "max_runs are left alone, and it works on paused and ended schedules too. "
+                "With an `Idempotency-Key` (unique per owner, like POST /v1/exports), the "
+                "same key again returns the job it queued (`Idempotent-Replayed: true`).",
+                "parameters": [schedule_id, {"$ref": "#/components/parameters/IdempotencyKey"}],
+                "responses": {
+                    "202": {
+                        "description": "Queued (or the job a replayed key queued).",
+                        "headers": {
+                            "Location": schemas.header_ref("Location"),
+                            "Idempotent-Replayed": schemas.header_ref("IdempotentReplayed"),
+                        },
+                        "content": {JSON: {"schema": schemas.ref("Job")}},
+                    },
+                    "400": schemas.response_ref("BadRequest"),
+                    "403": schemas.response_ref("TenantUnusable"),
+                    "404": not_found,
+                    "409": schemas.response_ref("IdempotencyConflict"),
+                    "429": schemas.response_ref("TooManyExports"),
                     **common,
                 },
             },

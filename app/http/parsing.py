@@ -303,7 +303,7 @@ def schedule_request(body: Any, catalog: Catalog) -> ScheduleSpec:
     )
     ends = ScheduleEnds(
         ends_at=dt.datetime.fromisoformat(body["ends_at"]) if body.get("ends_at") else None,
-        max_runs=body.get("max_runs"),
+        max_runs=int(body["max_runs"]) if "max_runs" in body else None,  # 3.0 is 3
     )
     window_mode = body.get("window", WINDOW_PER_SLOT) if kind.window else None
     return ScheduleSpec(
@@ -342,7 +342,11 @@ def schedule_changes(body: Any, kind: ExportKind | None) -> ScheduleChanges:
         params=params,
         enabled=body.get("enabled"),
         ends_at=ends_at,
-        max_runs=body.get("max_runs", UNCHANGED),
+        max_runs=(
+            UNCHANGED
+            if "max_runs" not in body
+            else None if body["max_runs"] is None else int(body["max_runs"])
+        ),
     )
 
 

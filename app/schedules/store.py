@@ -142,7 +142,11 @@ class Schedule:
             return []
         if self.max_runs is not None:
             count = min(count, self.max_runs - self.runs)
-        slots = [self.next_run_at, *self.timing.upcoming(self.next_run_at, count - 1)][:count]
+        if count <= 0:
+            return []
+        slots = [self.next_run_at]
+        if count > 1:
+            slots += self.timing.upcoming(self.next_run_at, count - 1)
         return [slot for slot in slots if self.ends_at is None or slot <= self.ends_at]
 
     def window_for(self, conn: Connection, end: dt.datetime) -> Window | None:

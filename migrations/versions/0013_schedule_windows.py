@@ -45,6 +45,39 @@ ALTER TABLE exports.schedules ADD CONSTRAINT schedules_enabled_has_next_run
     CHECK ((enabled AND ended_at IS NULL) = (next_run_at IS NOT NULL));
 """
 
+# Frozen copy of sql/views/schedules_local.sql as of this migration: state and end columns.
+SCHEDULES_LOCAL = r"""
+CREATE OR REPLACE VIEW exports.schedules_local AS
+SELECT s.id, s.tenant, s.owner_id, s.kind, s.format, s.cron, s.timezone, s.enabled,
+       s.next_run_at AT TIME ZONE s.timezone AS next_run_local,
+       s.last_run_at AT TIME ZONE s.timezone AS last_run_local,
+       s.next_run_at, s.last_run_at, s.last_job_id, j.state AS last_job_state,
+       s.notify_email_masked AS notify_email, s.params, s.created_at, s.updated_at,
+       CASE WHEN s.ended_at IS NOT NULL THEN 'ended'
+            WHEN s.enabled THEN 'active' ELSE 'paused' END AS state,
+       s.window_mode, s.ends_at AT TIME ZONE s.timezone AS ends_local, s.max_runs, s.runs,
+       s.ended_at
+FROM exports.schedules s
+LEFT JOIN exports.jobs j ON j.id = s.last_job_id;
+COMMENT ON VIEW exports.schedules_local IS
+    'Schedules with their next and last run in their own time zone, the last job''s state, '
+    'and whether they run: state active, paused or ended (ends_at or max_runs reached).';
+"""
+# As migration 0011 left it.
+SCHEDULES_LOCAL_0011 = r"""
+DROP VIEW exports.schedules_local;
+CREATE VIEW exports.schedules_local AS
+SELECT s.id, s.tenant, s.owner_id, s.kind, s.format, s.cron, s.timezone, s.enabled,
+       s.next_run_at AT TIME ZONE s.timezone AS next_run_local,
+       s.last_run_at AT TIME ZONE s.timezone AS last_run_local,
+       s.next_run_at, s.last_run_at, s.last_job_id, j.state AS last_job_state,
+       s.notify_email_masked AS notify_email, s.params, s.created_at, s.updated_at
+FROM exports.schedules s
+LEFT JOIN exports.jobs j ON j.id = s.last_job_id;
+COMMENT ON VIEW exports.schedules_local IS
+    'Schedules with their next and last run in their own time zone, and the last job''s state.';
+"""
+
 DOWNGRADE = r"""
 UPDATE exports.schedules SET enabled = false WHERE ended_at IS NOT NULL;
 ALTER TABLE exports.schedules DROP CONSTRAINT schedules_enabled_has_next_run;
@@ -57,10 +90,12 @@ ALTER TABLE exports.jobs DROP COLUMN window_start, DROP COLUMN window_end;
 
 
 def upgrade() -> None:
-    """Add the window and end-condition columns."""
+    """Add the window and end-condition columns; show them in schedules_local."""
     op.execute(UPGRADE)
+    op.execute(SCHEDULES_LOCAL)
 
 
 def downgrade() -> None:
     """Drop them (an ended schedule becomes a paused one)."""
+    op.execute(SCHEDULES_LOCAL_0011)
     op.execute(DOWNGRADE)

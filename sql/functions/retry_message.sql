@@ -1,5 +1,5 @@
 -- exports.retry_message: bring one dead message (and its job) back.
--- The current definition (created by migration 0003, last changed by 0009).
+-- The current definition (created by migration 0003, last changed by 0014).
 -- A database changes only through migrations: to change this, edit it here and run the
 -- new text from a new migration (tests/integration/test_schema.py checks they agree).
 CREATE OR REPLACE FUNCTION exports.retry_message(
@@ -20,12 +20,14 @@ BEGIN
         RETURN;  -- unknown or not dead: nothing to do, no rows (like every other function)
     END IF;
     IF revived.topic = 'export.run' THEN
-        UPDATE exports.jobs SET state = 'queued', finished_at = NULL, email_status = NULL
-        WHERE id = revived.job_id AND state = 'failed';
-        -- Its failure email, if one is still waiting, no longer applies.
+        -- Its failure email, if one is still waiting, no longer applies. Outbox rows before
+        -- the job row, the order a poller sending that email locks them in: the other
+        -- order deadlocked with it.
         UPDATE exports.outbox SET done_at = now()
         WHERE job_id = revived.job_id AND topic = 'export.notify'
           AND done_at IS NULL AND dead_at IS NULL;
+        UPDATE exports.jobs SET state = 'queued', finished_at = NULL, email_status = NULL
+        WHERE id = revived.job_id AND state = 'failed';
     ELSE
         UPDATE exports.jobs SET email_status = 'pending'
         WHERE id = revived.job_id AND email_status = 'failed';

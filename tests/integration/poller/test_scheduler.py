@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from collections.abc import Callable
 from typing import Any
 
 import psycopg
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 
 from app.exports.demo import seed_demo_orders
 from app.platform.settings import Settings
 from poller.core.dispatch import Poller
-from tests.support.exports import job_ended, stored_file
+from tests.support.exports import job_ended, stored_file, submit
 from tests.support.waiting import wait_until
 
 BODY = {
@@ -122,3 +125,61 @@ def test_the_scheduler_outlives_a_lost_connection(
 
     job = wait_until(lambda: scheduled_job(db, schedule["id"]), what="the scheduled job")
     assert job["schedule_id"] is not None
+
+
+def test_a_windowed_export_gets_exactly_its_window(
+    client: FlaskClient,
+    db: psycopg.Connection,
+    settings: Settings,
+    start_poller: Callable[..., Poller],
+) -> None:
+    start = dt.datetime(2024, 6, 1, tzinfo=dt.UTC)
+    end = dt.datetime(2024, 6, 8, tzinfo=dt.UTC)
+    tick = dt.timedelta(microseconds=1)
+    for item, placed in (("before", start - tick), ("at start", start), ("last", end - tick),
+                         ("at end", end)):  # fmt: skip
+        db.execute(
+            "INSERT INTO exports_demo.orders (owner_id, placed_at, status, item, quantity,"
+            " amount_cents, currency) VALUES ('edge-1', %s, 'placed', %s, 1, 100, 'EUR')",
+            (placed, item),
+        )
+    job = submit(
+        client,
+        kind="demo_orders_window",
+        owner_id="edge-1",
+        format="jsonl",
+        window={"start": start.isoformat(), "end": end.isoformat()},
+    )
+    start_poller()
+
+    ended = wait_until(lambda: job_ended(db, job["id"]), what="the windowed export")
+
+    assert ended["state"] == "succeeded", ended["last_error"]
+    lines = stored_file(settings, ended["result_key"]).read_text().splitlines()
+    assert [json.loads(line)["item"] for line in lines] == ["at start", "last"]  # [start, end)
+
+
+def test_a_late_slot_is_counted_in_the_lateness_histogram(
+    client: FlaskClient, db: psycopg.Connection, start_poller: Callable[..., Poller]
+) -> None:
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    schedule = client.post("/v1/schedules", json=BODY).get_json()
+    count = sample("exports_schedule_lateness_seconds_count")
+    on_time = sample("exports_schedule_lateness_seconds_bucket", le="10.0")
+    # Its slot passed 30 s ago and nothing fired it: the overdue gauge sees it first.
+    db.execute(
+        "UPDATE exports.schedules SET next_run_at = clock_timestamp() - interval '30 seconds'"
+        " WHERE id = %s",
+        (schedule["id"],),
+    )
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert "exports_schedules_overdue 1.0" in metrics
+
+    start_poller()
+    wait_until(lambda: scheduled_job(db, schedule["id"]), what="the late slot's job")
+
+    assert sample("exports_schedule_lateness_seconds_count") == count + 1
+    assert sample("exports_schedule_lateness_seconds_bucket", le="10.0") == on_time  # > 10 s
+    assert sample("exports_schedule_lateness_seconds_bucket", le="60.0") >= on_time + 1

@@ -69,6 +69,7 @@ OPERATIONS = {
     "GET /v1/schedules/{schedule_id}": True,
     "PATCH /v1/schedules/{schedule_id}": True,
     "DELETE /v1/schedules/{schedule_id}": True,
+    "POST /v1/schedules/{schedule_id}/run": True,
     "POST /v1/ses-events": True,
     "POST /v1/webhook-endpoints": True,
     "GET /v1/webhook-endpoints": True,
@@ -90,7 +91,8 @@ OPAQUE_POINTERS = {"/cursor", "/notify/email", "/url", "/timezone", "/csv"}  # /
 # format, params, columns), croniter and zoneinfo to the server, and only describe them in
 # words.
 SCHEDULE_OPAQUE = (
-    "/owner_id", "/kind", "/format", "/params", "/columns", "/cron", "/timezone",
+    "/owner_id", "/kind", "/format", "/params", "/columns", "/cron", "/timezone", "/ends_at",
+    "/window",
 )  # fmt: skip
 # An SNS message is trusted only with a signature nobody but SNS can make: 400/403.
 UNSIGNABLE = {"/v1/ses-events"}

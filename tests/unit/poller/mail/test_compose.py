@@ -135,3 +135,30 @@ def test_format_utc_refuses_naive_times() -> None:
     assert format_utc(datetime(2030, 1, 2, 3, 4, tzinfo=UTC)) == "2030-01-02 03:04 UTC"
     with pytest.raises(ValueError, match="timezone-aware"):
         format_utc(datetime(2030, 1, 2, 3, 4))
+
+
+def test_a_windowed_export_says_which_period_in_its_time_zone() -> None:
+    job = make_job(
+        window_start=datetime(2024, 11, 25, 7, tzinfo=timezone.utc),
+        window_end=datetime(2024, 12, 2, 7, tzinfo=timezone.utc),
+        timezone="Europe/Berlin",
+    )
+
+    for body in parts(compose_ready_email(job, link=LINK, mail_from="noreply@example.com")):
+        assert "from 25 Nov 2024 08:00 to 2 Dec 2024 08:00 (Europe/Berlin)" in body
+    for body in parts(compose_ready_email(make_job(), link=LINK, mail_from="n@example.com")):
+        assert "(UTC)" not in body and " from " not in body  # no window, no period
+
+
+def test_an_export_in_parts_links_each_part() -> None:
+    job = make_job(
+        result_parts=[
+            {"key": "a", "rows": 10, "bytes": 2000, "sha256": "x"},
+            {"key": "b", "rows": 5, "bytes": 1000, "sha256": "y"},
+        ]
+    )
+
+    text, html = parts(compose_ready_email(job, link=LINK, mail_from="noreply@example.com"))
+    assert "It is in 2 files" in text
+    assert f"{LINK}/1" in text and f"{LINK}/2" in text
+    assert f'href="{LINK}/2"' in html
