@@ -199,6 +199,15 @@ def kinds_json(catalog: Catalog) -> dict[str, Any]:
                     for p in kind.params
                 ],
                 "columns": [column.to_json() for column in kind.columns],
+                "window": (
+                    {
+                        "default_days": (
+                            kind.window_default.days if kind.window_default else None
+                        )
+                    }
+                    if kind.window
+                    else None
+                ),
             }
             for kind in catalog
         ]

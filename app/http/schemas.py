@@ -1002,7 +1002,7 @@ def kinds() -> dict[str, Any]:
     }
     kind = {
         "type": "object",
-        "required": ["name", "description", "formats", "params", "columns"],
+        "required": ["name", "description", "formats", "params", "columns", "window"],
         "additionalProperties": False,
         "properties": {
             "name": {"type": "string"},
@@ -1027,6 +1027,15 @@ def kinds() -> dict[str, Any]:
                         "pg_type": {"type": "string"},
                     },
                 },
+            },
+            "window": {
+                "type": ["object", "null"],
+                "description": "Windowed kinds: they export a period (`window` in requests; a "
+                "schedule's slots cut it). `default_days`: the period a request without a "
+                "window gets (null: a window is required). Null for other kinds.",
+                "required": ["default_days"],
+                "additionalProperties": False,
+                "properties": {"default_days": {"type": ["integer", "null"]}},
             },
         },
     }

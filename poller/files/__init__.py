@@ -16,15 +16,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from app.exports.columns import Column
 from app.exports.formats import FileOptions, Format
 from poller.files.feed import RecordFeed
-from poller.files.parquet import ParquetPart
 from poller.files.text import PROGRESS_SECONDS, TextPart
-from poller.files.typed import TypedBlocks
-from poller.files.xlsx import XlsxPart
+
+if TYPE_CHECKING:
+    from poller.files.typed import TypedBlocks
 
 UTF8_BOM = b"\xef\xbb\xbf"
 
@@ -87,6 +87,10 @@ class ExportParts:
             header = (self._feed.first() or b"") if csv.header else b""
             self._preamble = (UTF8_BOM if csv.bom else b"") + header
         elif fmt.typed:
+            # pyarrow is imported by the first typed export, not at start-up: it adds ~35 MiB
+            # to every poller's memory, which csv and jsonl exports never use.
+            from poller.files.typed import TypedBlocks
+
             self._blocks = TypedBlocks(
                 self._feed,
                 shape.columns,
@@ -121,7 +125,11 @@ class ExportParts:
                 progress_seconds=self._progress_seconds,
             )
         if shape.format.family == "parquet":
+            from poller.files.parquet import ParquetPart
+
             return ParquetPart(self._blocks, max_bytes=max_bytes, on_progress=self._report)
+        from poller.files.xlsx import XlsxPart
+
         return XlsxPart(
             self._blocks,
             shape.columns,

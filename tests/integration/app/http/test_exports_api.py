@@ -24,6 +24,7 @@ JOB_FIELDS = [
     "safe_cells",
     "max_part_bytes",
     "timezone",
+    "window",
     "state",
     "attempts",
     "progress",
@@ -194,6 +195,8 @@ def test_export_kinds_lists_the_catalog(client: FlaskClient) -> None:
 
     demo = next(kind for kind in kinds if kind["name"] == "demo_orders")
     assert demo["formats"] == ["csv", "csv.gz", "jsonl", "jsonl.gz", "xlsx", "parquet"]
+    windowed = next(kind for kind in kinds if kind["name"] == "demo_orders_window")
+    assert (demo["window"], windowed["window"]) == (None, {"default_days": 7})
     assert [(c["name"], c["type"], c["pg_type"]) for c in demo["columns"][:2]] == [
         ("order_id", "integer", "bigint"),
         ("placed_at", "datetime", "timestamp with time zone"),
