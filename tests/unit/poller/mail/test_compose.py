@@ -139,8 +139,8 @@ def test_format_utc_refuses_naive_times() -> None:
 
 def test_a_windowed_export_says_which_period_in_its_time_zone() -> None:
     job = make_job(
-        window_start=datetime(2024, 11, 25, 7, tzinfo=timezone.utc),
-        window_end=datetime(2024, 12, 2, 7, tzinfo=timezone.utc),
+        window_start=datetime(2024, 11, 25, 7, tzinfo=UTC),
+        window_end=datetime(2024, 12, 2, 7, tzinfo=UTC),
         timezone="Europe/Berlin",
     )
 
