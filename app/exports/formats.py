@@ -3,6 +3,9 @@ safe cells, parts). The values here are what a job stores and what the poller ob
 
 from __future__ import annotations
 
+import datetime as dt
+import zoneinfo
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +84,25 @@ class FileOptions:
     safe_cells: bool = True
     max_part_bytes: int = DEFAULT_PART_BYTES
 
+    @classmethod
+    def stored(
+        cls,
+        *,
+        columns: Sequence[str] | None,
+        timezone: str,
+        csv_options: dict[str, Any] | None,
+        safe_cells: bool,
+        max_part_bytes: int,
+    ) -> FileOptions:
+        """From the columns of an exports.jobs or exports.schedules row."""
+        return cls(
+            columns=tuple(columns) if columns is not None else None,
+            timezone=timezone,
+            csv=CsvOptions.from_json(csv_options),
+            safe_cells=safe_cells,
+            max_part_bytes=max_part_bytes,
+        )
+
     def changed_fields(self) -> dict[str, Any]:
         """The options that differ from their defaults, JSON-shaped (for fingerprints: a
         request that sets none of them keeps the fingerprint it had before they existed)."""
@@ -97,3 +119,12 @@ class FileOptions:
         if self.max_part_bytes != default.max_part_bytes:
             changed["max_part_bytes"] = self.max_part_bytes
         return changed
+
+
+def zone(name: str) -> dt.tzinfo:
+    """The IANA zone a job runs in, for showing its times to people; UTC if this machine's
+    time zone data does not know it (the API checked it when the job was requested)."""
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return dt.UTC

@@ -22,7 +22,7 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from app.exports.formats import CSV_FAMILY, CsvOptions, FileOptions
+from app.exports.formats import CSV_FAMILY, FileOptions
 from app.exports.topics import EXPORT_RUN
 from app.exports.windows import Window
 from app.notifications import email, webhooks
@@ -96,10 +96,10 @@ class Job:
     @property
     def options(self) -> FileOptions:
         """How the file is shaped: columns, time zone, CSV dialect, safe cells, parts."""
-        return FileOptions(
-            columns=tuple(self.columns) if self.columns is not None else None,
+        return FileOptions.stored(
+            columns=self.columns,
             timezone=self.timezone,
-            csv=CsvOptions.from_json(self.csv_options),
+            csv_options=self.csv_options,
             safe_cells=self.safe_cells,
             max_part_bytes=self.max_part_bytes,
         )

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import zoneinfo
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, redirect, request, send_file
 
 from app.exports import jobs
+from app.exports.formats import zone
 from app.exports.links import LinkExpired, LinkInvalid, LinkSigner
 from app.http.problems import Problem
 from app.http.render import timestamp
@@ -65,7 +65,7 @@ def download_manifest(token: str) -> Response:
 def download_filename(job: jobs.Job, part: int | None = None) -> str:
     """A friendly name for the saved file, e.g. demo_orders-2026-11-22.csv.gz, or
     demo_orders-2026-11-22-part-2-of-3.csv.gz; the date is the request's, in the job's zone."""
-    day = job.created_at.astimezone(_zone(job.timezone))
+    day = job.created_at.astimezone(zone(job.timezone))
     stem = f"{job.kind}-{day:%Y-%m-%d}"
     if part is not None and len(job.parts) > 1:
         stem += f"-part-{part}-of-{len(job.parts)}"
@@ -163,13 +163,6 @@ def _parts_page(job: jobs.Job) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Vary"] = "Accept"
     return response
-
-
-def _zone(name: str) -> dt.tzinfo:
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return dt.UTC
 
 
 def _no_such_part(part: int | str, parts: int) -> Problem:

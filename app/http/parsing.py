@@ -203,11 +203,22 @@ def _window(given: dict[str, str] | None, kind: ExportKind) -> tuple[Window | No
         if kind.window_default is None:
             return None, False  # the schema already requires it: a schedule's slots give it
         return Window.last(kind.window_default, dt.datetime.now(dt.UTC)), True
-    start, end = (
-        dt.datetime.fromisoformat(given[edge]) if given.get(edge) else None
-        for edge in ("start", "end")
-    )
-    return Window(start, end), False
+    edges: dict[str, dt.datetime | None] = {}
+    for edge in ("start", "end"):
+        try:
+            edges[edge] = instant(given[edge]) if given.get(edge) else None
+        except ValueError as exc:
+            raise ValueError(f"{edge} {exc}") from None
+    return Window(edges["start"], edges["end"]), False
+
+
+def instant(text: str) -> dt.datetime:
+    """An RFC 3339 timestamp (the schemas' DATETIME_PATTERN) as UTC; ValueError for one that
+    UTC cannot hold (0001-01-01T00:00:00+23:59 is in year 0)."""
+    try:
+        return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError("is out of range: it must fall in the years 1 to 9999 in UTC") from None
 
 
 def text_problem(text: str) -> str | None:
@@ -286,10 +297,15 @@ def schedule_request(body: Any, catalog: Catalog) -> ScheduleSpec:
     kind = catalog.get(body.get("kind")) if isinstance(body.get("kind"), str) else None
     if "window" in body and kind is not None and not kind.window and "/window" not in errors:
         errors["/window"] = f"kind {kind.name!r} exports no time window"
+    ends_at = None
     if "ends_at" in body and "/ends_at" not in errors:
-        ends_at = dt.datetime.fromisoformat(body["ends_at"])
-        if ends_at <= dt.datetime.now(dt.UTC):
-            errors["/ends_at"] = "must be in the future"
+        try:
+            ends_at = instant(body["ends_at"])
+        except ValueError as exc:
+            errors["/ends_at"] = str(exc)
+        else:
+            if ends_at <= dt.datetime.now(dt.UTC):
+                errors["/ends_at"] = "must be in the future"
     _timing_errors(body, errors)
     if errors:
         raise invalid(errors)
@@ -302,7 +318,7 @@ def schedule_request(body: Any, catalog: Catalog) -> ScheduleSpec:
         window_derived=False,
     )
     ends = ScheduleEnds(
-        ends_at=dt.datetime.fromisoformat(body["ends_at"]) if body.get("ends_at") else None,
+        ends_at=ends_at,
         max_runs=int(body["max_runs"]) if "max_runs" in body else None,  # 3.0 is 3
     )
     window_mode = body.get("window", WINDOW_PER_SLOT) if kind.window else None
@@ -333,7 +349,10 @@ def schedule_changes(body: Any, kind: ExportKind | None) -> ScheduleChanges:
                 errors.update(_params_errors(exc))
     ends_at = UNCHANGED
     if "ends_at" in body and "/ends_at" not in errors:
-        ends_at = dt.datetime.fromisoformat(body["ends_at"]) if body["ends_at"] else None
+        try:
+            ends_at = instant(body["ends_at"]) if body["ends_at"] else None
+        except ValueError as exc:
+            errors["/ends_at"] = str(exc)
     if errors:
         raise invalid(errors)
     return ScheduleChanges(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import psycopg_pool
@@ -11,6 +11,9 @@ from flask import Flask, Response, g, json
 from werkzeug.exceptions import HTTPException
 
 from app.platform.db import RowKeptVanishing
+
+if TYPE_CHECKING:
+    from app.exports.jobs import QuotaExceeded
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +81,7 @@ def invalid(errors: dict[str, str]) -> Problem:
 QUOTA_RETRY_AFTER_SECONDS = 30
 
 
-def quota_exceeded(exc: Any, owner_id: str) -> Problem:
+def quota_exceeded(exc: QuotaExceeded, owner_id: str) -> Problem:
     """429: the owner is at EXPORTS_MAX_ACTIVE_PER_OWNER (a jobs.QuotaExceeded)."""
     return Problem(
         429,

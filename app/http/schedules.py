@@ -113,25 +113,21 @@ def run_schedule(schedule_id: uuid.UUID) -> Response:
     Location + the job. An Idempotency-Key replay returns the job it made."""
     services = current_services()
     key = parsing.idempotency_key(request)
-    owner_id = "?"
-    try:
-        with services.pool.connection() as conn:
-            owner_id = _schedule_or_404(conn, schedule_id).owner_id
+    with services.pool.connection() as conn:
+        schedule = _schedule_or_404(conn, schedule_id)
+        try:
             job, created = store.run_now(
                 conn,
-                current_storing_tenant(),
-                schedule_id,
+                schedule,
                 now=store.database_now(conn),
                 idempotency_key=key,
                 max_attempts=services.settings.max_attempts,
                 max_active=services.settings.max_active_per_owner,
             )
-    except store.ScheduleNotFound:
-        raise not_found(f"There is no schedule {schedule_id}.") from None
-    except jobs.QuotaExceeded as exc:
-        raise quota_exceeded(exc, owner_id) from None
-    except jobs.IdempotencyConflict as exc:
-        raise idempotency_conflict("job", exc.job.id) from None
+        except jobs.QuotaExceeded as exc:
+            raise quota_exceeded(exc, schedule.owner_id) from None
+        except jobs.IdempotencyConflict as exc:
+            raise idempotency_conflict("job", exc.job.id) from None
     return created_response(
         job_json(job, services.links),
         status=202,

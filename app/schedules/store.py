@@ -16,7 +16,7 @@ from psycopg import Connection
 from psycopg.types.json import Jsonb
 
 from app.exports import jobs
-from app.exports.formats import CsvOptions, FileOptions
+from app.exports.formats import FileOptions
 from app.exports.jobs import ExportRequest
 from app.exports.windows import Window
 from app.platform import crypto
@@ -126,10 +126,10 @@ class Schedule:
             notify_email=self.notify_email,
             notify_webhook=self.notify_webhook,
             # Its jobs run in the schedule's own time zone.
-            options=FileOptions(
-                columns=tuple(self.columns) if self.columns is not None else None,
+            options=FileOptions.stored(
+                columns=self.columns,
                 timezone=self.timezone,
-                csv=CsvOptions.from_json(self.csv_options),
+                csv_options=self.csv_options,
                 safe_cells=self.safe_cells,
                 max_part_bytes=self.max_part_bytes,
             ),
@@ -465,8 +465,7 @@ def _queue_slot(
 
 def run_now(
     conn: Connection,
-    tenant: str,
-    schedule_id: uuid.UUID,
+    schedule: Schedule,
     *,
     now: dt.datetime,
     idempotency_key: str | None,
@@ -474,9 +473,11 @@ def run_now(
     max_active: int = 0,
 ) -> tuple[jobs.Job, bool]:
     """Queue one job now with the schedule's settings, its window ending `now`; (job,
-    created). A repeated idempotency key returns the job it made (its window was "now" then).
-    It is an extra run: next_run_at, runs and max_runs are left alone."""
-    schedule = get_schedule(conn, tenant, schedule_id)
+    created). A repeated idempotency key returns the job it made (its window was "now" then)
+    even if the schedule changed since: the request has no body to differ; a key naming
+    another schedule's or a hand-made job is IdempotencyConflict. It is an extra run:
+    next_run_at, runs and max_runs are left alone."""
+    tenant = schedule.tenant
     if idempotency_key is not None:
         earlier = fetch_one(
             conn,

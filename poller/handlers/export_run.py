@@ -6,7 +6,6 @@ manifest.json lists them, and the job's result_key names the manifest.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import io
 import json
@@ -24,6 +23,7 @@ from app.exports.columns import Column, DescribeError, choose
 from app.exports.formats import FORMATS
 from app.exports.jobs import StoredPart
 from app.exports.shaping import copy_statement
+from app.http.render import timestamp
 from app.platform.db import LeaseLost
 from app.platform.errors import PermanentError
 from app.platform.logs import bind_context
@@ -190,7 +190,7 @@ class ExportRun:
             "content_type": FORMATS[job.format].content_type,
             "rows": sum(p.rows for p in parts),
             "bytes": sum(p.bytes for p in parts),
-            "created_at": job.created_at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z"),
+            "created_at": timestamp(job.created_at),
             "parts": [
                 {"number": n, "key": p.key, "rows": p.rows, "bytes": p.bytes, "sha256": p.sha256}
                 for n, p in enumerate(parts, start=1)

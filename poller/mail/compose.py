@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from app.exports.formats import zone
 from app.exports.windows import Window
 from poller.mail import new_message_id
 
@@ -94,11 +94,7 @@ def _period(job: Mapping[str, Any]) -> str:
     start, end = job.get("window_start"), job.get("window_end")
     if start is None and end is None:
         return ""
-    try:
-        zone: Any = ZoneInfo(job.get("timezone") or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = UTC
-    return Window(start, end).describe(zone)
+    return Window(start, end).describe(zone(job.get("timezone") or "UTC"))
 
 
 def _message(

@@ -313,3 +313,21 @@ def test_export_requests_with_windows(client: FlaskClient) -> None:
         assert any(e["pointer"].startswith("/window") for e in problem["errors"])
     plain = {"owner_id": "user-1", "kind": "demo_orders", "window": {"end": WEEK_END}}
     assert client.post("/v1/exports", json=plain).status_code == 422  # not a windowed kind
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59"])
+def test_a_time_utc_cannot_hold_is_a_422_not_a_500(client: FlaskClient, moment: str) -> None:
+    # Both match RFC 3339, but in UTC they fall in year 0 or year 10000.
+    export = client.post(
+        "/v1/exports",
+        json={"owner_id": "user-1", "kind": "demo_orders_window", "window": {"start": moment}},
+    )
+    schedule = client.post("/v1/schedules", json={**BODY, "ends_at": moment})
+    created = client.post("/v1/schedules", json=BODY).get_json()
+    patched = client.patch(f"/v1/schedules/{created['id']}", json={"ends_at": moment})
+
+    assert export.status_code == 422
+    assert "start is out of range" in export.get_json()["errors"][0]["detail"]
+    for response in (schedule, patched):
+        assert response.status_code == 422
+        assert [e["pointer"] for e in response.get_json()["errors"]] == ["/ends_at"]
