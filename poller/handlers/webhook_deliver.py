@@ -85,8 +85,10 @@ class WebhookDeliver:
                 metrics.WEBHOOK_ENDPOINTS_DISABLED.labels("gone").inc()
                 log.warning("webhook endpoint gone: disabled", extra=_context(delivery, attempt))
                 return Settled.BY_HANDLER
-            last = message.is_last_attempt
-            retry_in = None if last else webhooks.retry_delay(message.attempts)
+            # The schedule counts POSTs made (the delivery's attempts), not claims: a claim
+            # whose poller died before sending must not push the next try from 5 s to 5 min.
+            last = message.is_last_attempt or delivery.attempts + 1 >= webhooks.MAX_ATTEMPTS
+            retry_in = None if last else webhooks.retry_delay(delivery.attempts + 1)
             still_enabled = webhooks.record_failure(conn, delivery, attempt, retry_in=retry_in)
         refused = attempt.status_code is None and (attempt.error or "").startswith("not sent")
         metrics.WEBHOOK_DELIVERIES.labels(
@@ -173,8 +175,9 @@ class WebhookDeliver:
         return webhooks.Attempt(answer.status, error[:MAX_RESPONSE_KEPT], took())
 
     def retry(self, conn: Connection, message: Message, error: str, delay: float) -> None:
-        """Try again on the delivery's schedule (the attempt itself is recorded already)."""
-        outbox.retry_message(conn, message, error, webhooks.retry_delay(message.attempts))
+        """Try again on the delivery's schedule: `delay` is at least the schedule's step
+        (DeliveryFailed.min_delay); the attempt itself is recorded already."""
+        outbox.retry_message(conn, message, error, delay)
 
     def give_up(self, conn: Connection, message: Message, error: str) -> None:
         """The delivery failed for good."""

@@ -128,6 +128,33 @@ def test_failures_are_retried_with_the_same_webhook_id_until_delivered(
     assert (delivery["attempts"], delivery["last_status_code"]) == (3, 200)
 
 
+def test_a_claim_whose_poller_died_before_sending_does_not_count_on_the_schedule(
+    client: FlaskClient,
+    db: psycopg.Connection,
+    receiver: Receiver,
+    start_poller: Callable[..., Poller],
+) -> None:
+    # The chaos run found it: a poller killed between claim and POST, then a 500, put the
+    # delivery's next try 5 min away (the schedule's 2nd step) after a single POST.
+    receiver.script = [Answer(500)]
+    endpoint = create_endpoint(client, receiver.url)
+    client.post(f"/v1/webhook-endpoints/{endpoint['id']}/test")
+    db.execute("UPDATE exports.outbox SET attempts = 1 WHERE topic = 'webhook.deliver'")
+    start_poller()
+
+    wait_until(lambda: deliveries(db)[0]["state"] == "retrying", what="the 500")
+
+    waits = db.execute(
+        "SELECT extract(epoch FROM d.next_attempt_at - now()) AS delivery,"
+        " extract(epoch FROM o.visible_at - now()) AS message"
+        " FROM exports.webhook_deliveries d JOIN exports.outbox o"
+        " ON o.topic = 'webhook.deliver' AND (o.payload->>'delivery_id')::bigint = d.id"
+    ).fetchone()
+    assert waits is not None
+    assert 0 < waits["delivery"] <= 5 and 0 < waits["message"] <= 5, waits  # not 300 s
+    assert len(receiver.received()) == 1
+
+
 def test_410_disables_the_endpoint(
     client: FlaskClient,
     db: psycopg.Connection,
