@@ -122,8 +122,8 @@ def reset_outbox(url: str) -> None:
 def insert_messages(conn: psycopg.Connection, count: int) -> None:
     """`count` ready export.run messages (no job: the no-op handler never looks)."""
     conn.execute(
-        "INSERT INTO exports.outbox (topic, job_id) "
-        "SELECT 'export.run', NULL FROM generate_series(1, %s)",
+        "INSERT INTO exports.outbox (topic, job_id, tenant) "
+        "SELECT 'export.run', NULL, 'default' FROM generate_series(1, %s)",
         (count,),
     )
 

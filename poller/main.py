@@ -19,6 +19,7 @@ from app.platform.metrics import queue_collector
 from app.platform.monitoring import init_sentry
 from app.platform.services import Services
 from app.platform.settings import ConfigError, Settings
+from app.queue.outbox import ClaimPolicy
 from poller.core.backoff import Backoff
 from poller.core.dispatch import Poller
 from poller.core.health import HealthServer, check
@@ -70,6 +71,10 @@ def build_poller(settings: Settings) -> PollerProcess:
         lease_seconds=settings.lease_seconds,
         poll_interval=settings.poll_interval,
         backoff=Backoff(settings.retry_base_seconds, settings.retry_cap_seconds),
+        claim_policy=ClaimPolicy(
+            fifo=settings.claim_order == "fifo",
+            max_running_per_tenant=settings.max_running_per_tenant,
+        ),
     )
     # Fires due schedules (exports.schedules) on its own thread while the poller runs.
     poller.companions.append(
@@ -78,6 +83,7 @@ def build_poller(settings: Settings) -> PollerProcess:
             database_url=settings.database_url,
             max_attempts=settings.max_attempts,
             max_active=settings.max_active_per_owner,
+            priority_max_wait=settings.priority_max_wait,
         )
     )
     return PollerProcess(poller, services, source_pool)

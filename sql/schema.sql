@@ -81,10 +81,12 @@ CREATE TABLE exports.jobs (
     result_parts jsonb,
     window_start timestamp with time zone,
     window_end timestamp with time zone,
+    priority text DEFAULT 'interactive'::text NOT NULL,
     CONSTRAINT jobs_email_status_check CHECK ((email_status = ANY (ARRAY['pending'::text, 'sent'::text, 'failed'::text, 'delivered'::text, 'bounced'::text, 'complained'::text, 'suppressed'::text]))),
     CONSTRAINT jobs_finished_has_time CHECK (((state = ANY (ARRAY['queued'::text, 'running'::text])) OR (finished_at IS NOT NULL))),
     CONSTRAINT jobs_format_check CHECK ((format = ANY (ARRAY['csv'::text, 'csv.gz'::text, 'jsonl'::text, 'jsonl.gz'::text, 'xlsx'::text, 'parquet'::text]))),
     CONSTRAINT jobs_max_part_bytes_check CHECK ((max_part_bytes >= 5242880)),
+    CONSTRAINT jobs_priority_check CHECK ((priority = ANY (ARRAY['interactive'::text, 'scheduled'::text, 'bulk'::text]))),
     CONSTRAINT jobs_state_check CHECK ((state = ANY (ARRAY['queued'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'cancelled'::text, 'expired'::text]))),
     CONSTRAINT jobs_succeeded_has_result CHECK (((state <> 'succeeded'::text) OR (result_key IS NOT NULL))),
     CONSTRAINT jobs_window_ordered CHECK ((window_start < window_end))
@@ -309,6 +311,13 @@ COMMENT ON COLUMN exports.jobs.window_end IS 'Windowed kinds: the instant the wi
 
 
 --
+-- Name: COLUMN jobs.priority; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.jobs.priority IS 'interactive (API requests), scheduled (fired by a schedule) or bulk (asked for by the request, for backfills): the order within the tenant''s line, with aging.';
+
+
+--
 -- Name: cancel_job(text, uuid); Type: FUNCTION; Schema: exports; Owner: -
 --
 
@@ -386,6 +395,22 @@ COMMENT ON FUNCTION exports.notify_schedules() IS 'Trigger function: NOTIFY expo
 
 
 --
+-- Name: plus_seconds(timestamp with time zone, integer); Type: FUNCTION; Schema: exports; Owner: -
+--
+
+CREATE FUNCTION exports.plus_seconds(at timestamp with time zone, seconds integer) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN (at + make_interval(secs => (seconds)::double precision));
+
+
+--
+-- Name: FUNCTION plus_seconds(at timestamp with time zone, seconds integer); Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON FUNCTION exports.plus_seconds(at timestamp with time zone, seconds integer) IS 'at + seconds (immutable: a whole number of seconds does not depend on the time zone).';
+
+
+--
 -- Name: outbox; Type: TABLE; Schema: exports; Owner: -
 --
 
@@ -404,9 +429,16 @@ CREATE TABLE exports.outbox (
     last_error text,
     errors jsonb DEFAULT '[]'::jsonb NOT NULL,
     claimed_at timestamp with time zone,
+    tenant text NOT NULL,
+    owner_id text,
+    priority text DEFAULT 'interactive'::text NOT NULL,
+    priority_wait_seconds integer DEFAULT 0 NOT NULL,
+    turn_at timestamp with time zone GENERATED ALWAYS AS (exports.plus_seconds(visible_at, priority_wait_seconds)) STORED,
     CONSTRAINT outbox_done_or_dead CHECK (((done_at IS NULL) OR (dead_at IS NULL))),
     CONSTRAINT outbox_errors_check CHECK ((jsonb_typeof(errors) = 'array'::text)),
-    CONSTRAINT outbox_max_attempts_check CHECK ((max_attempts > 0))
+    CONSTRAINT outbox_max_attempts_check CHECK ((max_attempts > 0)),
+    CONSTRAINT outbox_priority_check CHECK ((priority = ANY (ARRAY['interactive'::text, 'scheduled'::text, 'bulk'::text]))),
+    CONSTRAINT outbox_priority_wait_seconds_check CHECK ((priority_wait_seconds >= 0))
 )
 WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.02', autovacuum_analyze_scale_factor='0.02', autovacuum_vacuum_cost_delay='0');
 
@@ -472,6 +504,41 @@ COMMENT ON COLUMN exports.outbox.errors IS 'History of failures: [{attempt, at, 
 --
 
 COMMENT ON COLUMN exports.outbox.claimed_at IS 'When the current (or last) attempt was claimed.';
+
+
+--
+-- Name: COLUMN outbox.tenant; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.outbox.tenant IS 'The tenant whose work this is (its job''s, or its webhook endpoint''s): claims take ready messages round-robin across tenants.';
+
+
+--
+-- Name: COLUMN outbox.owner_id; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.outbox.owner_id IS 'Its job''s owner (NULL without a job): within a tenant, claims alternate between owners.';
+
+
+--
+-- Name: COLUMN outbox.priority; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.outbox.priority IS 'Its job''s priority (interactive without a job).';
+
+
+--
+-- Name: COLUMN outbox.priority_wait_seconds; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.outbox.priority_wait_seconds IS 'How far behind interactive work the priority puts it, fixed when queued: 0, EXPORTS_PRIORITY_MAX_WAIT/2 for scheduled, EXPORTS_PRIORITY_MAX_WAIT for bulk (only for export.run; notifications of a finished export never wait).';
+
+
+--
+-- Name: COLUMN outbox.turn_at; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.outbox.turn_at IS 'visible_at + priority_wait_seconds: the order within the tenant. A bulk message waits behind newer interactive ones for at most its priority_wait_seconds (aging).';
 
 
 --
@@ -635,8 +702,10 @@ CREATE FUNCTION exports.retry_job(job_id uuid, max_attempts integer DEFAULT NULL
     -- The job goes back to 'queued' with a fresh export.run message, as a new request
     -- would. The message starts counting at the job's attempt number, so the attempt fence
     -- (jobs.attempts only grows) holds: no poller of an earlier run can take the job back.
-    -- A failure email still waiting to go out no longer applies and is withdrawn.
-    -- Returns the re-queued job; no row when the job does not exist or is not retryable.
+    -- It keeps the job's tenant, owner and priority label but does not wait behind newer
+    -- work: someone asked for it again. A failure email still waiting to go out no longer
+    -- applies and is withdrawn. Returns the re-queued job; no row when the job does not
+    -- exist or is not retryable.
     WITH job AS (
         UPDATE exports.jobs j
         SET state = 'queued', finished_at = NULL, email_status = NULL,
@@ -656,9 +725,11 @@ CREATE FUNCTION exports.retry_job(job_id uuid, max_attempts integer DEFAULT NULL
           AND o.done_at IS NULL AND o.dead_at IS NULL
         RETURNING o.id),
     queued AS (
-        INSERT INTO exports.outbox (topic, job_id, attempts, max_attempts)
+        INSERT INTO exports.outbox
+            (topic, job_id, attempts, max_attempts, tenant, owner_id, priority)
         SELECT 'export.run', job.id, job.attempts,
-               job.attempts + coalesce(retry_job.max_attempts, 5)
+               job.attempts + coalesce(retry_job.max_attempts, 5),
+               job.tenant, job.owner_id, job.priority
         FROM job
         RETURNING id)
     SELECT * FROM job;
@@ -1198,6 +1269,7 @@ CREATE TABLE exports.topics (
     topic text NOT NULL,
     deadline_seconds integer NOT NULL,
     description text NOT NULL,
+    limited_per_tenant boolean DEFAULT false NOT NULL,
     CONSTRAINT topics_deadline_seconds_check CHECK ((deadline_seconds > 0))
 );
 
@@ -1214,6 +1286,13 @@ COMMENT ON TABLE exports.topics IS 'Outbox topics and how long one attempt of ea
 --
 
 COMMENT ON COLUMN exports.topics.deadline_seconds IS 'Longest an attempt may run: the export query''s statement_timeout, and after it the poller stops extending the lease and fails the work instead of retrying forever.';
+
+
+--
+-- Name: COLUMN topics.limited_per_tenant; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.topics.limited_per_tenant IS 'Its leased messages count against a tenant''s max_running (exports.tenant_limits, EXPORTS_MAX_RUNNING_PER_TENANT): true for export.run only.';
 
 
 --
@@ -1679,6 +1758,132 @@ COMMENT ON COLUMN exports.stuck.why IS 'The first reason that applies.';
 
 
 --
+-- Name: tenant_limits; Type: TABLE; Schema: exports; Owner: -
+--
+
+CREATE TABLE exports.tenant_limits (
+    tenant text NOT NULL,
+    max_running integer,
+    weight integer DEFAULT 1 NOT NULL,
+    note text,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT tenant_limits_max_running_check CHECK ((max_running >= 0)),
+    CONSTRAINT tenant_limits_weight_check CHECK (((weight >= 1) AND (weight <= 100)))
+);
+
+
+--
+-- Name: TABLE tenant_limits; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON TABLE exports.tenant_limits IS 'Per-tenant overrides of how pollers share work; a tenant without a row gets the defaults. Takes effect at the next claim: UPDATE it to slow a tenant down or to speed it up.';
+
+
+--
+-- Name: COLUMN tenant_limits.max_running; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.tenant_limits.max_running IS 'Most export.run messages of the tenant leased at once, over every poller; NULL: EXPORTS_MAX_RUNNING_PER_TENANT; 0: no limit.';
+
+
+--
+-- Name: COLUMN tenant_limits.weight; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.tenant_limits.weight IS 'Messages the tenant gets per round of the round-robin (1 to 100; default 1).';
+
+
+--
+-- Name: COLUMN tenant_limits.note; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.tenant_limits.note IS 'Why the override exists (who asked, ticket).';
+
+
+--
+-- Name: COLUMN tenant_limits.updated_at; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.tenant_limits.updated_at IS 'When the row was last changed.';
+
+
+--
+-- Name: tenant_queue_health; Type: VIEW; Schema: exports; Owner: -
+--
+
+CREATE VIEW exports.tenant_queue_health AS
+ SELECT o.tenant,
+    count(*) FILTER (WHERE (o.visible_at <= now())) AS ready,
+    count(*) FILTER (WHERE ((o.visible_at > now()) AND (o.leased_by IS NOT NULL))) AS leased,
+    count(*) FILTER (WHERE ((o.visible_at > now()) AND (o.leased_by IS NOT NULL) AND t.limited_per_tenant)) AS running,
+    count(*) FILTER (WHERE ((o.visible_at > now()) AND (o.leased_by IS NULL))) AS retrying,
+    (now() - min(o.visible_at) FILTER (WHERE (o.visible_at <= now()))) AS oldest_ready_age,
+    l.max_running,
+    COALESCE(l.weight, 1) AS weight
+   FROM ((exports.outbox o
+     JOIN exports.topics t ON ((t.topic = o.topic)))
+     LEFT JOIN exports.tenant_limits l ON ((l.tenant = o.tenant)))
+  WHERE ((o.done_at IS NULL) AND (o.dead_at IS NULL))
+  GROUP BY o.tenant, l.max_running, l.weight;
+
+
+--
+-- Name: VIEW tenant_queue_health; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON VIEW exports.tenant_queue_health IS 'Per tenant with unfinished messages: its backlog, what it runs now and its limits. Which tenant floods the queue: SELECT * FROM exports.tenant_queue_health ORDER BY ready DESC LIMIT 10;';
+
+
+--
+-- Name: COLUMN tenant_queue_health.ready; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.tenant_queue_health.ready IS 'Unfinished and visible: waiting for a poller (or for the tenant''s max_running).';
+
+
+--
+-- Name: COLUMN tenant_queue_health.leased; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.tenant_queue_health.leased IS 'Claimed by a poller whose lease still holds (every topic).';
+
+
+--
+-- Name: COLUMN tenant_queue_health.running; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.tenant_queue_health.running IS 'Leased messages of limited topics (export.run): what max_running counts.';
+
+
+--
+-- Name: COLUMN tenant_queue_health.retrying; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.tenant_queue_health.retrying IS 'Failed, waiting for its back-off to pass.';
+
+
+--
+-- Name: COLUMN tenant_queue_health.oldest_ready_age; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.tenant_queue_health.oldest_ready_age IS 'How long the tenant''s oldest ready message has waited.';
+
+
+--
+-- Name: COLUMN tenant_queue_health.max_running; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.tenant_queue_health.max_running IS 'The tenant''s override (exports.tenant_limits); NULL: EXPORTS_MAX_RUNNING_PER_TENANT.';
+
+
+--
+-- Name: COLUMN tenant_queue_health.weight; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.tenant_queue_health.weight IS 'Its share per round of the round-robin.';
+
+
+--
 -- Name: webhook_deliveries_id_seq; Type: SEQUENCE; Schema: exports; Owner: -
 --
 
@@ -1877,6 +2082,14 @@ ALTER TABLE ONLY exports.schedules
 
 
 --
+-- Name: tenant_limits tenant_limits_pkey; Type: CONSTRAINT; Schema: exports; Owner: -
+--
+
+ALTER TABLE ONLY exports.tenant_limits
+    ADD CONSTRAINT tenant_limits_pkey PRIMARY KEY (tenant);
+
+
+--
 -- Name: topics topics_pkey; Type: CONSTRAINT; Schema: exports; Owner: -
 --
 
@@ -1985,6 +2198,20 @@ CREATE INDEX outbox_dead ON exports.outbox USING btree (topic) WHERE (dead_at IS
 --
 
 CREATE INDEX outbox_job ON exports.outbox USING btree (job_id);
+
+
+--
+-- Name: outbox_leased; Type: INDEX; Schema: exports; Owner: -
+--
+
+CREATE INDEX outbox_leased ON exports.outbox USING btree (tenant) WHERE ((leased_by IS NOT NULL) AND (done_at IS NULL) AND (dead_at IS NULL));
+
+
+--
+-- Name: outbox_tenant_turn; Type: INDEX; Schema: exports; Owner: -
+--
+
+CREATE INDEX outbox_tenant_turn ON exports.outbox USING btree (tenant, turn_at, id) WHERE ((done_at IS NULL) AND (dead_at IS NULL));
 
 
 --

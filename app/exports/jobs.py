@@ -22,6 +22,7 @@ from psycopg import Connection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from app.exports import priorities
 from app.exports.formats import CSV_FAMILY, FileOptions
 from app.exports.topics import EXPORT_RUN
 from app.exports.windows import Window
@@ -85,6 +86,7 @@ class Job:
     result_parts: list[dict[str, Any]] | None
     window_start: dt.datetime | None
     window_end: dt.datetime | None
+    priority: str
 
     @property
     def window(self) -> Window | None:
@@ -146,6 +148,7 @@ class ExportRequest:
     # The window was worked out by the service (a kind's default, a schedule's slot), not
     # given: a replay computes another one, so the fingerprint leaves it out.
     window_derived: bool = False
+    priority: str = priorities.INTERACTIVE  # app/exports/priorities.py
 
     def fingerprint(self) -> str:
         """sha256 of the request's canonical JSON: tells a retry from a different request."""
@@ -158,6 +161,8 @@ class ExportRequest:
         fields = dict(self.__dict__)
         if fields["notify_webhook"]:
             del fields["notify_webhook"]
+        if fields["priority"] == priorities.INTERACTIVE:
+            del fields["priority"]
         del fields["options"], fields["window"], fields["window_derived"]
         if self.window is not None and not self.window_derived:
             fields["window"] = self.window.to_json()
@@ -258,6 +263,7 @@ def request_export(
     max_active: int = 0,
     dedupe_seconds: float = 0,
     schedule_id: uuid.UUID | None = None,
+    priority_max_wait: int = 600,
 ) -> tuple[Job, bool]:
     """Insert the job and its export.run message together; (job, created).
 
@@ -265,7 +271,8 @@ def request_export(
     IdempotencyConflict when the body differs. Without a key, an identical request of the
     last `dedupe_seconds` returns that job (created=False). QuotaExceeded when the owner
     already has `max_active` jobs queued or running (0: no limit; 0 s: no dedupe).
-    `schedule_id` names the schedule that queued it, if any.
+    `schedule_id` names the schedule that queued it, if any; `priority_max_wait` is
+    EXPORTS_PRIORITY_MAX_WAIT (app/exports/priorities.py).
     """
     fingerprint = request.fingerprint()
     if max_active or (dedupe_seconds and idempotency_key is None):
@@ -303,6 +310,8 @@ def request_export(
             "idempotency_key": idempotency_key,
             "request_fingerprint": fingerprint,
             "schedule_id": schedule_id,
+            "priority": request.priority,
+            "priority_wait_seconds": priorities.wait_seconds(request.priority, priority_max_wait),
             "topic": EXPORT_RUN,
             "payload": Jsonb({}),
             "max_attempts": max_attempts,

@@ -32,6 +32,7 @@ def create_export() -> Response:
                 max_attempts=services.settings.max_attempts,
                 max_active=services.settings.max_active_per_owner,
                 dedupe_seconds=services.settings.dedupe_seconds,
+                priority_max_wait=services.settings.priority_max_wait,
             )
     except jobs.QuotaExceeded as exc:
         raise quota_exceeded(exc, export.owner_id) from None

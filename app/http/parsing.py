@@ -15,6 +15,7 @@ from typing import Any
 from email_validator import EmailNotValidError, validate_email
 from flask import Request, current_app, g
 
+from app.exports import priorities
 from app.exports.catalog import Catalog, ExportKind, ParamsInvalid
 from app.exports.formats import (
     CSV_FAMILY,
@@ -193,6 +194,7 @@ def export_request(body: Any, catalog: Catalog) -> ExportRequest:
         ),
         window=window,
         window_derived=derived,
+        priority=body.get("priority", priorities.INTERACTIVE),
     )
 
 

@@ -52,6 +52,7 @@ def job_json(job: Job, links: LinkSigner) -> dict[str, Any]:
         "format": job.format,
         **options_json(job.format, job.options),
         "timezone": job.timezone,
+        "priority": job.priority,
         "window": (
             {"start": timestamp(job.window_start), "end": timestamp(job.window_end)}
             if job.window is not None

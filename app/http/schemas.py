@@ -17,6 +17,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError
 
+from app.exports import priorities
 from app.exports.catalog import PARAM_TYPES, Catalog, ExportKind, Param
 from app.exports.columns import OUTPUT_TYPES
 from app.exports.formats import (
@@ -251,6 +252,7 @@ def export_request_envelope(catalog: Catalog) -> dict[str, Any]:
                 "(checked against the kind's columns: GET /v1/export-kinds).",
             },
             **FILE_OPTIONS,
+            "priority": REQUEST_PRIORITY,
             "window": {
                 "type": "object",
                 "description": "Windowed kinds only: the period [start, end) to export.",
@@ -314,6 +316,7 @@ def export_request_for(kind: ExportKind) -> dict[str, Any]:
             "params": params,
             "columns": columns_schema(kind),
             **FILE_OPTIONS,
+            "priority": REQUEST_PRIORITY,
             **window,
             "notify": ref("Notify"),
         },
@@ -394,6 +397,15 @@ FILE_OPTIONS: dict[str, Any] = {
         "description": "A bigger export is stored as several files (parts), each complete "
         "in its format, plus a manifest.json; the result lists them.",
     },
+}
+
+REQUEST_PRIORITY: dict[str, Any] = {
+    "type": "string",
+    "enum": list(priorities.REQUESTABLE),
+    "default": priorities.INTERACTIVE,
+    "description": "bulk: for backfills and other big batches; the tenant's interactive "
+    "exports go first, but a bulk one waits behind newer ones for at most "
+    "EXPORTS_PRIORITY_MAX_WAIT (10 min by default). Schedules' exports are `scheduled`.",
 }
 
 
@@ -856,6 +868,12 @@ def job() -> dict[str, Any]:
         "format": {"type": "string", "enum": list(FORMATS)},
         **shown_options(),
         "timezone": {"type": "string", "description": "The IANA zone the export ran in."},
+        "priority": {
+            "type": "string",
+            "enum": list(priorities.PRIORITIES),
+            "description": "interactive (requests), scheduled (a schedule's slots) or bulk "
+            "(asked for): the order within the tenant's share of the pollers.",
+        },
         "window": {
             "type": ["object", "null"],
             "required": ["start", "end"],

@@ -206,7 +206,12 @@ def send_test_event(conn: Connection, tenant: str, endpoint_id: uuid.UUID) -> in
     if row is None:
         raise EndpointNotFound(str(endpoint_id))
     outbox.add_message(
-        conn, TOPIC, None, max_attempts=MAX_ATTEMPTS, payload={"delivery_id": row["id"]}
+        conn,
+        TOPIC,
+        None,
+        max_attempts=MAX_ATTEMPTS,
+        payload={"delivery_id": row["id"]},
+        tenant=tenant,
     )
     return row["id"]
 
@@ -249,7 +254,12 @@ def redeliver(conn: Connection, tenant: str, delivery_id: int) -> dict[str, Any]
     if row is None:
         raise DeliveryNotFound(str(delivery_id))
     outbox.add_message(
-        conn, TOPIC, row["job_id"], max_attempts=MAX_ATTEMPTS, payload={"delivery_id": row["id"]}
+        conn,
+        TOPIC,
+        row["job_id"],
+        max_attempts=MAX_ATTEMPTS,
+        payload={"delivery_id": row["id"]},
+        tenant=tenant,
     )
     return row
 

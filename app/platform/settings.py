@@ -83,6 +83,10 @@ ENVIRONMENT_VARIABLES: dict[str, str] = {
     "s3_kms_key_id": "EXPORTS_S3_KMS_KEY_ID",
     "webhook_allow_networks": "EXPORTS_WEBHOOK_ALLOW_NETWORKS",
     "encryption_keys": "EXPORTS_ENCRYPTION_KEYS",
+    "claim_order": "EXPORTS_CLAIM_ORDER",
+    "max_running_per_tenant": "EXPORTS_MAX_RUNNING_PER_TENANT",
+    "priority_max_wait": "EXPORTS_PRIORITY_MAX_WAIT",
+    "metrics_top_tenants": "EXPORTS_METRICS_TOP_TENANTS",
 }
 # Hosts SNS signs from and sends SubscribeURLs on (AWS's documented naming, incl. China).
 DEFAULT_SNS_CERT_HOST_PATTERN = r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$"
@@ -175,6 +179,16 @@ class Settings:
     encryption_keys: tuple[str, ...] = field(
         default_factory=lambda: (_new_fernet_key(),), repr=False
     )
+    # How claims share ready work: fair (round-robin across tenants, priorities, limits) or
+    # fifo (oldest first across everyone: the reference the noisy-neighbour bench compares).
+    claim_order: str = "fair"
+    # Most export.run messages of one tenant leased at once, over every poller (0: no
+    # limit); exports.tenant_limits overrides it per tenant.
+    max_running_per_tenant: int = 0
+    # Seconds a bulk export waits at most behind newer interactive ones (scheduled: half).
+    priority_max_wait: int = 600
+    # Per-tenant queue metrics name this many tenants (by backlog); the rest are "other".
+    metrics_top_tenants: int = 10
 
     @property
     def allowed_webhook_networks(self) -> tuple[IPNetwork, ...]:
@@ -305,6 +319,16 @@ class Settings:
             sns_ca_bundle=reader.existing_file("EXPORTS_SNS_CA_BUNDLE"),
             s3_sse=env.get("EXPORTS_S3_SSE", ""),
             s3_kms_key_id=reader.optional("EXPORTS_S3_KMS_KEY_ID"),
+            claim_order=reader.text("EXPORTS_CLAIM_ORDER", cls.claim_order).lower(),
+            max_running_per_tenant=reader.integer(
+                "EXPORTS_MAX_RUNNING_PER_TENANT", cls.max_running_per_tenant, 0, 100_000
+            ),
+            priority_max_wait=reader.integer(
+                "EXPORTS_PRIORITY_MAX_WAIT", cls.priority_max_wait, 0, 7 * 24 * 3600
+            ),
+            metrics_top_tenants=reader.integer(
+                "EXPORTS_METRICS_TOP_TENANTS", cls.metrics_top_tenants, 0, 100
+            ),
         )
         if settings.s3_sse not in _S3_SSE:
             reader.errors.append("EXPORTS_S3_SSE must be empty, AES256 or aws:kms")
@@ -317,6 +341,8 @@ class Settings:
                 "EXPORTS_POLLER_STALL_SECONDS must be at least 3 x EXPORTS_POLL_INTERVAL "
                 "(a healthy claim loop comes round once per poll interval)"
             )
+        if settings.claim_order not in ("fair", "fifo"):
+            reader.errors.append("EXPORTS_CLAIM_ORDER must be fair or fifo")
         if settings.log_format not in ("auto", "json", "text"):
             reader.errors.append("EXPORTS_LOG_FORMAT must be auto, json or text")
         if reader.errors:

@@ -34,6 +34,7 @@ class Message:
     max_attempts: int
     # From exports.topics at claim time: how long this attempt may run.
     deadline_seconds: float = 1800.0
+    tenant: str = "default"
 
     @property
     def is_last_attempt(self) -> bool:
@@ -53,8 +54,14 @@ def add_message(
     *,
     max_attempts: int,
     payload: dict[str, Any] | None = None,
+    tenant: str | None = None,
 ) -> int:
-    """Queue a message in the caller's transaction; pollers are woken when it commits."""
+    """Queue a message in the caller's transaction; pollers are woken when it commits.
+
+    A job's message belongs to the job's tenant; one without a job names its `tenant`.
+    """
+    if job_id is None and tenant is None:
+        raise ValueError("a message without a job must name its tenant")
     row = fetch_one(
         conn,
         "insert_message",
@@ -62,9 +69,34 @@ def add_message(
         job_id=job_id,
         payload=Jsonb(payload or {}),
         max_attempts=max_attempts,
+        tenant=tenant,
     )
     assert row is not None
     return row["id"]
+
+
+@dataclass(frozen=True)
+class ClaimPolicy:
+    """How claims share ready work between tenants (docs/decisions.md, "Fair claiming")."""
+
+    # Round-robin across tenants with priorities and limits; fifo=True: oldest first across
+    # everyone (EXPORTS_CLAIM_ORDER=fifo, the benchmark's reference; ignores limits).
+    fifo: bool = False
+    # EXPORTS_MAX_RUNNING_PER_TENANT: the default of exports.tenant_limits.max_running.
+    max_running_per_tenant: int = 0
+
+    def statements(
+        self, batch: int, topics: list[str] | None, *, after_tenant: str
+    ) -> tuple[str, dict[str, Any]]:
+        """The claim query and its parameters, less the lease's."""
+        if self.fifo:
+            return QUERIES["claim_fifo"], {"batch": batch, "topics": topics}
+        return QUERIES["claim_fair"], {
+            "batch": batch,
+            "topics": topics,
+            "after_tenant": after_tenant,
+            "max_running": self.max_running_per_tenant,
+        }
 
 
 def claim_batch(
@@ -74,20 +106,26 @@ def claim_batch(
     lease_seconds: float,
     worker: str,
     topics: list[str] | None = None,
+    policy: ClaimPolicy = ClaimPolicy(),
+    after_tenant: str = "",
 ) -> list[Message]:
-    """Lease up to `batch` ready messages (of `topics` only, if given) to `worker`.
+    """Lease up to `batch` ready messages (of `topics` only, if given) to `worker`, the
+    tenants taken round-robin from the one after `after_tenant`.
 
     Commit right after: the lease holds, not the transaction.
     """
-    rows = fetch_all(
-        conn,
-        "claim_batch",
-        batch=batch,
-        lease_seconds=lease_seconds,
-        worker=worker,
-        topics=topics,
-    )
-    return [Message(**row) for row in rows]
+    with conn.transaction():  # the limits' lock and the claim together, even in autocommit
+        _, [claimed] = complete_and_claim(
+            conn,
+            [],
+            [(batch, topics)],
+            lease_seconds=lease_seconds,
+            worker=worker,
+            policy=policy,
+            after_tenant=after_tenant,
+            commit=False,
+        )
+    return claimed
 
 
 def complete_and_claim(
@@ -97,28 +135,48 @@ def complete_and_claim(
     *,
     lease_seconds: float,
     worker: str,
-) -> tuple[set[int], list[Message]]:
+    policy: ClaimPolicy = ClaimPolicy(),
+    after_tenant: str = "",
+    commit: bool = True,
+) -> tuple[set[int], list[list[Message]]]:
     """Complete `done` (fenced), then claim per (batch, topics) in `claims`, and commit:
-    one round trip (pipeline mode), one commit. Returns (ids completed, messages claimed).
+    one round trip (pipeline mode), one commit. Returns (ids completed, messages claimed
+    per claim).
 
     Only for messages whose handlers' effects are already committed: an id missing from
     the result had lost its lease (another attempt owns the message now).
     """
+    lease = {"lease_seconds": lease_seconds, "worker": worker}
     with conn.pipeline():
-        completing = conn.cursor()
+        if not policy.fifo and claims:
+            # Before anything else: each later statement's snapshot must follow the lock.
+            limits = {"max_running": policy.max_running_per_tenant}
+            conn.execute(QUERIES["lock_for_tenant_limits"], limits)
+        completing = conn.cursor(row_factory=tuple_row)
         if done:
             completing.execute(QUERIES["complete_messages"], fence_tokens(done))
         claiming = []
         for batch, topics in claims:
-            # Plain tuples, not dict_row: claim_batch returns Message's fields in order.
-            cur = conn.cursor()
-            params = {"lease_seconds": lease_seconds, "worker": worker}
-            cur.execute(QUERIES["claim_batch"], {**params, "batch": batch, "topics": topics})
+            query, params = policy.statements(batch, topics, after_tenant=after_tenant)
+            # Plain tuples, not dict_row: the claims return Message's fields in order.
+            cur = conn.cursor(row_factory=tuple_row)
+            cur.execute(query, {**params, **lease})
             claiming.append(cur)
-        conn.commit()
+        if commit:
+            conn.commit()
     completed = {row[0] for row in completing.fetchall()} if done else set()
-    claimed = [Message(*row) for cur in claiming for row in cur.fetchall()]
+    claimed = [[Message(*row) for row in cur.fetchall()] for cur in claiming]
     return completed, claimed
+
+
+def next_tenant_cursor(after_tenant: str, claimed: list[Message]) -> str:
+    """Where the next claim's walk over tenants starts: after the claimed tenant furthest
+    along the rotation that began after `after_tenant` (unchanged when nothing was claimed).
+    """
+    if not claimed:
+        return after_tenant
+    # Rotation order from the cursor: tenants after it first, then from the start again.
+    return max((m.tenant for m in claimed), key=lambda t: (t <= after_tenant, t))
 
 
 def fence_tokens(messages: list[Message]) -> dict[str, list[int]]:

@@ -15,7 +15,7 @@ from typing import Any
 from psycopg import Connection
 from psycopg.types.json import Jsonb
 
-from app.exports import jobs
+from app.exports import jobs, priorities
 from app.exports.formats import FileOptions
 from app.exports.jobs import ExportRequest
 from app.exports.windows import Window
@@ -373,11 +373,18 @@ def delete_schedule(conn: Connection, tenant: str, schedule_id: uuid.UUID) -> No
 
 
 def fire_due_schedules(
-    conn: Connection, now: dt.datetime, limit: int, *, max_attempts: int, max_active: int = 0
+    conn: Connection,
+    now: dt.datetime,
+    limit: int,
+    *,
+    max_attempts: int,
+    max_active: int = 0,
+    priority_max_wait: int = 600,
 ) -> list[Fired]:
     """Queue one export per due schedule (at most `limit`) and move each to its first slot
     after `now`. A slot whose owner has `max_active` exports queued or running already
-    (the API's quota, under the same lock) queues nothing and records why.
+    (the API's quota, under the same lock) queues nothing and records why. Slot jobs have
+    priority "scheduled" (`priority_max_wait`: EXPORTS_PRIORITY_MAX_WAIT).
 
     In the caller's transaction: due rows are claimed FOR UPDATE SKIP LOCKED (any number
     of pollers may call this at once), and each job, its export.run message and the
@@ -393,7 +400,12 @@ def fire_due_schedules(
         skipped = None
         try:
             job_id = _queue_slot(
-                conn, schedule, slot, max_attempts=max_attempts, max_active=max_active
+                conn,
+                schedule,
+                slot,
+                max_attempts=max_attempts,
+                max_active=max_active,
+                priority_max_wait=priority_max_wait,
             )
         except jobs.QuotaExceeded as exc:
             log.warning(
@@ -433,10 +445,16 @@ def _queue_slot(
     *,
     max_attempts: int,
     max_active: int,
+    priority_max_wait: int,
 ) -> uuid.UUID | None:
     """The slot's job (new, or the one its key already names); QuotaExceeded if none may be."""
     key = f"schedule:{schedule.id}:{slot.isoformat()}"
-    export = replace(schedule.export, window=schedule.window_for(conn, slot), window_derived=True)
+    export = replace(
+        schedule.export,
+        window=schedule.window_for(conn, slot),
+        window_derived=True,
+        priority=priorities.SCHEDULED,
+    )
     try:
         job, created = jobs.request_export(
             conn,
@@ -446,6 +464,7 @@ def _queue_slot(
             max_attempts=max_attempts,
             max_active=max_active,
             schedule_id=schedule.id,
+            priority_max_wait=priority_max_wait,
         )
     except jobs.IdempotencyConflict as exc:
         # Someone sent this schedule's slot key by hand: that job stands for the slot.
@@ -476,7 +495,8 @@ def run_now(
     created). A repeated idempotency key returns the job it made (its window was "now" then)
     even if the schedule changed since: the request has no body to differ; a key naming
     another schedule's or a hand-made job is IdempotencyConflict. It is an extra run:
-    next_run_at, runs and max_runs are left alone."""
+    next_run_at, runs and max_runs are left alone; someone is waiting for it, so its
+    priority is interactive, not scheduled."""
     tenant = schedule.tenant
     if idempotency_key is not None:
         earlier = fetch_one(

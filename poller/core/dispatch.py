@@ -73,6 +73,7 @@ class Poller:
         poll_interval: float = 1.0,
         backoff: Backoff | None = None,
         name: str | None = None,
+        claim_policy: outbox.ClaimPolicy | None = None,
     ) -> None:
         self.pool = pool
         self.handlers = handlers
@@ -84,6 +85,9 @@ class Poller:
         self.name = name or worker_name()
         self.failures = FailurePolicy(pool, backoff or Backoff())
         self.completions = Completions()
+        self.claim_policy = claim_policy or outbox.ClaimPolicy()
+        # The round-robin's place: the next claim starts with the tenant after this one.
+        self._after_tenant = ""
         self._in_flight: dict[int, Lease] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -223,9 +227,7 @@ class Poller:
         fresh = self._claim_conn is None
         conn = self._claim_connection()
         try:
-            completed, claimed = outbox.complete_and_claim(
-                conn, done, claims, lease_seconds=self.lease_seconds, worker=self.name
-            )
+            completed, claimed = self._complete_and_claim(conn, done, claims)
         except psycopg.OperationalError:
             self._close_claim_connection()
             if fresh:
@@ -236,9 +238,7 @@ class Poller:
             # and its claims lapse, as after any lost connection.
             conn = self._claim_connection()
             try:
-                completed, claimed = outbox.complete_and_claim(
-                    conn, done, claims, lease_seconds=self.lease_seconds, worker=self.name
-                )
+                completed, claimed = self._complete_and_claim(conn, done, claims)
             except psycopg.Error:
                 self._close_claim_connection()
                 raise
@@ -247,6 +247,25 @@ class Poller:
             raise
         self.completions.recorded(complete, completed)
         return claimed
+
+    def _complete_and_claim(
+        self,
+        conn: psycopg.Connection,
+        done: list[Message],
+        claims: list[tuple[int, list[str] | None]],
+    ) -> tuple[set[int], list[Message]]:
+        completed, per_claim = outbox.complete_and_claim(
+            conn,
+            done,
+            claims,
+            lease_seconds=self.lease_seconds,
+            worker=self.name,
+            policy=self.claim_policy,
+            after_tenant=self._after_tenant,
+        )
+        claimed = [message for messages in per_claim for message in messages]
+        self._after_tenant = outbox.next_tenant_cursor(self._after_tenant, claimed)
+        return completed, claimed
 
     def _claim_connection(self) -> psycopg.Connection:
         """The claim loop's connection, (re)connected within CLAIM_WAIT_SECONDS if needed."""

@@ -46,6 +46,7 @@ class Scheduler(ListeningService):
         database_url: str,
         max_attempts: int,
         max_active: int = 0,
+        priority_max_wait: int = 600,
         batch: int = FIRE_BATCH,
         max_sleep: float = MAX_SLEEP_SECONDS,
     ) -> None:
@@ -53,6 +54,7 @@ class Scheduler(ListeningService):
         self.pool = pool
         self.max_attempts = max_attempts
         self.max_active = max_active  # the per-owner quota slots are held to, like the API
+        self.priority_max_wait = priority_max_wait  # EXPORTS_PRIORITY_MAX_WAIT
         self.batch = batch
         self.max_sleep = max_sleep
 
@@ -68,6 +70,7 @@ class Scheduler(ListeningService):
                 fired = store.fire_due_schedules(
                     conn, now, self.batch, max_attempts=self.max_attempts,
                     max_active=self.max_active,
+                    priority_max_wait=self.priority_max_wait,
                 )
             committed = dt.datetime.now(dt.UTC)
             for slot in fired:

@@ -1,5 +1,5 @@
 -- exports.retry_job: run a failed or cancelled export again.
--- The current definition (created by migration 0005). A database changes only
+-- The current definition (created by migration 0005, changed by 0015). A database changes only
 -- through migrations: to change this, edit it here and run the new text from a new
 -- migration (tests/integration/test_schema.py checks that the two agree).
 CREATE OR REPLACE FUNCTION exports.retry_job(job_id uuid, max_attempts integer DEFAULT NULL)
@@ -13,8 +13,10 @@ RETURNS SETOF exports.jobs LANGUAGE sql AS $$
     -- The job goes back to 'queued' with a fresh export.run message, as a new request
     -- would. The message starts counting at the job's attempt number, so the attempt fence
     -- (jobs.attempts only grows) holds: no poller of an earlier run can take the job back.
-    -- A failure email still waiting to go out no longer applies and is withdrawn.
-    -- Returns the re-queued job; no row when the job does not exist or is not retryable.
+    -- It keeps the job's tenant, owner and priority label but does not wait behind newer
+    -- work: someone asked for it again. A failure email still waiting to go out no longer
+    -- applies and is withdrawn. Returns the re-queued job; no row when the job does not
+    -- exist or is not retryable.
     WITH job AS (
         UPDATE exports.jobs j
         SET state = 'queued', finished_at = NULL, email_status = NULL,
@@ -34,9 +36,11 @@ RETURNS SETOF exports.jobs LANGUAGE sql AS $$
           AND o.done_at IS NULL AND o.dead_at IS NULL
         RETURNING o.id),
     queued AS (
-        INSERT INTO exports.outbox (topic, job_id, attempts, max_attempts)
+        INSERT INTO exports.outbox
+            (topic, job_id, attempts, max_attempts, tenant, owner_id, priority)
         SELECT 'export.run', job.id, job.attempts,
-               job.attempts + coalesce(retry_job.max_attempts, 5)
+               job.attempts + coalesce(retry_job.max_attempts, 5),
+               job.tenant, job.owner_id, job.priority
         FROM job
         RETURNING id)
     SELECT * FROM job;

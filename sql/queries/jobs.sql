@@ -15,17 +15,22 @@ WITH job AS (
     INSERT INTO exports.jobs
         (tenant, owner_id, kind, params, format, columns, timezone, csv_options, safe_cells,
          max_part_bytes, window_start, window_end, notify_email, notify_email_masked,
-         notify_webhook, idempotency_key, request_fingerprint, schedule_id)
+         notify_webhook, idempotency_key, request_fingerprint, schedule_id, priority)
     VALUES
         (%(tenant)s, %(owner_id)s, %(kind)s, %(params)s, %(format)s, %(columns)s,
          %(timezone)s, %(csv_options)s, %(safe_cells)s, %(max_part_bytes)s,
          %(window_start)s, %(window_end)s, %(notify_email)s, %(notify_email_masked)s,
-         %(notify_webhook)s, %(idempotency_key)s, %(request_fingerprint)s, %(schedule_id)s)
+         %(notify_webhook)s, %(idempotency_key)s, %(request_fingerprint)s, %(schedule_id)s,
+         %(priority)s)
     ON CONFLICT (tenant, owner_id, idempotency_key) DO NOTHING
     RETURNING *),
 message AS (
-    INSERT INTO exports.outbox (topic, job_id, payload, max_attempts)
-    SELECT %(topic)s, job.id, %(payload)s, %(max_attempts)s FROM job
+    INSERT INTO exports.outbox
+        (topic, job_id, payload, max_attempts, tenant, owner_id, priority,
+         priority_wait_seconds)
+    SELECT %(topic)s, job.id, %(payload)s, %(max_attempts)s, job.tenant, job.owner_id,
+           job.priority, %(priority_wait_seconds)s
+    FROM job
     RETURNING id)
 SELECT job.* FROM job;
 

@@ -3,18 +3,147 @@
 -- was lost to another poller and the caller must stop.
 
 -- name: insert_message
--- The AFTER INSERT trigger NOTIFYs exports_outbox when the transaction commits.
-INSERT INTO exports.outbox (topic, job_id, payload, max_attempts)
-VALUES (%(topic)s, %(job_id)s, %(payload)s, %(max_attempts)s)
+-- The AFTER INSERT trigger NOTIFYs exports_outbox when the transaction commits. A job's
+-- message carries the job's tenant, owner and priority label (a follow-up of a finished
+-- export never waits behind newer work); a message without a job names its tenant.
+INSERT INTO exports.outbox
+    (topic, job_id, payload, max_attempts, tenant, owner_id, priority)
+SELECT %(topic)s, %(job_id)s, %(payload)s, %(max_attempts)s,
+       coalesce(j.tenant, %(tenant)s), j.owner_id, coalesce(j.priority, 'interactive')
+FROM (SELECT) AS one LEFT JOIN exports.jobs j ON j.id = %(job_id)s
 RETURNING id;
 
--- name: claim_batch
--- The heart of the queue: take up to `batch` ready messages nobody else holds and lease
--- them (visible_at moves into the future). Short transaction; the work happens outside it.
+-- name: lock_for_tenant_limits
+-- Taken first in a claim's transaction when any tenant's running exports are limited
+-- (EXPORTS_MAX_RUNNING_PER_TENANT, or a row of exports.tenant_limits): claims then run one
+-- at a time fleet-wide, so each one's count of what a tenant has leased includes every
+-- claim committed before it (READ COMMITTED: the claim's own statement sees them). Without
+-- limits nothing is taken and claims run side by side (SKIP LOCKED).
+SELECT pg_advisory_xact_lock(hashtextextended('exports.claim', 0))
+WHERE %(max_running)s > 0 OR EXISTS (SELECT FROM exports.tenant_limits WHERE max_running > 0);
+
+-- name: claim_fair
+-- The heart of the queue: lease up to `batch` ready messages nobody else holds, shared
+-- round-robin across tenants (docs/decisions.md, "Fair claiming"). Short transaction; the
+-- work happens outside it.
+--   walk:       tenants with unfinished messages, in name order starting after
+--               `after_tenant` (the poller's cursor) and wrapping round: a skip scan of
+--               outbox_tenant_turn, one index probe per tenant, stopped by `tenants`' LIMIT.
+--   tenants:    the first `batch` of them that have something this claim may take: a
+--               ready message of `topics`, and room under max_running for limited topics
+--               (topics.limited_per_tenant: what the tenant has leased is counted here, in
+--               the statement, through outbox_leased).
+--   candidates: each such tenant's next ceil(batch / tenants) x weight ready messages in
+--               turn order (turn_at = visible_at + its priority's wait), locked SKIP
+--               LOCKED; limited ones beyond the tenant's room are dropped.
+--   next:       round by round: each tenant's first message (alternating between its
+--               owners), then each one's second, ...; `weight` messages per round.
 -- A message that is claimable while still leased_by someone was not handed back: that
 -- poller's lease ran out (killed, crashed, cut off), and the history records it.
 -- `topics` NULL: any topic; else only those (the poller prefetches fast topics only).
 -- The columns are app.queue.outbox.Message's fields, in order (rows become Message(*row)).
+WITH RECURSIVE
+limited AS MATERIALIZED (
+    SELECT coalesce(array_agg(topic), '{}') AS topics
+    FROM exports.topics WHERE limited_per_tenant),
+walk (tenant, wrapped, step) AS (
+    SELECT %(after_tenant)s::text, false, 0
+  UNION ALL
+    SELECT n.tenant, n.wrapped, w.step + 1
+    FROM walk w
+    CROSS JOIN LATERAL (
+        SELECT min(o.tenant) AS tenant FROM exports.outbox o
+        WHERE o.done_at IS NULL AND o.dead_at IS NULL AND o.tenant > w.tenant) later
+    CROSS JOIN LATERAL (
+        SELECT CASE WHEN later.tenant IS NOT NULL THEN later.tenant
+                    WHEN NOT w.wrapped THEN (
+                        SELECT min(o.tenant) FROM exports.outbox o
+                        WHERE o.done_at IS NULL AND o.dead_at IS NULL) END AS tenant,
+               w.wrapped OR later.tenant IS NULL AS wrapped) n
+    WHERE n.tenant IS NOT NULL AND NOT (n.wrapped AND n.tenant > %(after_tenant)s)),
+tenants AS MATERIALIZED (
+    SELECT w.tenant, share.weight, share.room
+    FROM walk w
+    -- Lateral (nested loop): the walk is read lazily, only as far as the LIMIT needs.
+    LEFT JOIN LATERAL (
+        SELECT l.max_running, l.weight FROM exports.tenant_limits l
+        WHERE l.tenant = w.tenant) l ON true
+    CROSS JOIN LATERAL (
+        SELECT coalesce(l.weight, 1) AS weight,
+               CASE WHEN coalesce(l.max_running, %(max_running)s) > 0 THEN
+                   coalesce(l.max_running, %(max_running)s) - (
+                       SELECT count(*) FROM exports.outbox r
+                       WHERE r.tenant = w.tenant AND r.leased_by IS NOT NULL
+                         AND r.done_at IS NULL AND r.dead_at IS NULL
+                         AND r.visible_at > now()
+                         AND r.topic = ANY ((SELECT topics FROM limited)::text[]))
+               END AS room) share
+    WHERE w.step > 0
+      AND EXISTS (
+          SELECT FROM exports.outbox o
+          WHERE o.tenant = w.tenant AND o.done_at IS NULL AND o.dead_at IS NULL
+            AND o.visible_at <= now()
+            AND (%(topics)s::text[] IS NULL OR o.topic = ANY (%(topics)s::text[]))
+            AND (share.room IS NULL OR share.room > 0
+                 OR o.topic <> ALL ((SELECT topics FROM limited)::text[])))
+    LIMIT %(batch)s),
+candidates AS MATERIALIZED (
+    SELECT c.id, c.tenant, c.owner_id, c.turn_at, t.weight,
+           row_number() OVER (PARTITION BY c.tenant, c.limited ORDER BY c.turn_at, c.id)
+               AS nth_of_kind,
+           c.limited, t.room
+    FROM tenants t
+    CROSS JOIN LATERAL (
+        SELECT o.id, o.tenant, o.owner_id, o.turn_at,
+               o.topic = ANY ((SELECT topics FROM limited)::text[]) AS limited
+        FROM exports.outbox o
+        WHERE o.tenant = t.tenant AND o.done_at IS NULL AND o.dead_at IS NULL
+          AND o.visible_at <= now()
+          AND (%(topics)s::text[] IS NULL OR o.topic = ANY (%(topics)s::text[]))
+          AND (t.room IS NULL OR t.room > 0
+               OR o.topic <> ALL ((SELECT topics FROM limited)::text[]))
+        ORDER BY o.turn_at, o.id
+        LIMIT ceil(%(batch)s::numeric / (SELECT count(*) FROM tenants))::int * t.weight
+        FOR UPDATE SKIP LOCKED) c),
+by_owner AS (
+    SELECT id, tenant, turn_at, weight,
+           row_number() OVER (PARTITION BY tenant, owner_id ORDER BY turn_at, id) AS owner_turn
+    FROM candidates
+    WHERE NOT limited OR room IS NULL OR nth_of_kind <= room),
+next AS MATERIALIZED (
+    SELECT id, round FROM (
+        SELECT id, turn_at,
+               ceil(row_number() OVER (PARTITION BY tenant ORDER BY owner_turn, turn_at, id)
+                    / weight::numeric) AS round
+        FROM by_owner) ranked
+    ORDER BY round, turn_at, id
+    LIMIT %(batch)s),
+claimed AS (
+UPDATE exports.outbox o
+SET attempts = o.attempts + 1,
+    visible_at = now() + make_interval(secs => %(lease_seconds)s),
+    leased_by = %(worker)s,
+    claimed_at = now(),
+    last_error = CASE WHEN o.leased_by IS NULL THEN o.last_error
+                      ELSE 'lease expired: ' || o.leased_by || ' stopped heartbeating' END,
+    errors = CASE WHEN o.leased_by IS NULL THEN o.errors
+                  ELSE o.errors || jsonb_build_object(
+                      'attempt', o.attempts, 'at', o.visible_at,
+                      'error', 'lease expired: ' || o.leased_by || ' stopped heartbeating') END
+FROM exports.topics t
+WHERE o.id = ANY (ARRAY(SELECT id FROM next)) AND t.topic = o.topic
+RETURNING o.id, o.topic, o.job_id, o.payload, o.attempts, o.max_attempts, t.deadline_seconds,
+          o.tenant, o.turn_at)
+-- In the order the round-robin chose (UPDATE ... RETURNING has no order of its own).
+SELECT claimed.id, claimed.topic, claimed.job_id, claimed.payload, claimed.attempts,
+       claimed.max_attempts, claimed.deadline_seconds, claimed.tenant
+FROM claimed JOIN next USING (id) ORDER BY next.round, claimed.turn_at, claimed.id;
+
+-- name: claim_fifo
+-- First in, first out across everyone, ignoring tenants, priorities and limits: what
+-- claims were before fair claiming, kept (EXPORTS_CLAIM_ORDER=fifo) as the reference the
+-- noisy-neighbour benchmark measures fairness against. Not for production. The lease and
+-- its columns as in claim_fair.
 WITH next AS MATERIALIZED (
     SELECT id, visible_at FROM exports.outbox
     WHERE done_at IS NULL AND dead_at IS NULL AND visible_at <= now()
@@ -38,7 +167,8 @@ FROM exports.topics t
 -- = ANY (ARRAY(...)), not a join with `next`: the planner would hash-join a sequential scan
 -- of the whole outbox (done rows included) instead of looking the ids up in the index.
 WHERE o.id = ANY (ARRAY(SELECT id FROM next)) AND t.topic = o.topic
-RETURNING o.id, o.topic, o.job_id, o.payload, o.attempts, o.max_attempts, t.deadline_seconds)
+RETURNING o.id, o.topic, o.job_id, o.payload, o.attempts, o.max_attempts, t.deadline_seconds,
+          o.tenant)
 -- Oldest first, as they were queued (UPDATE ... RETURNING has no order of its own).
 SELECT claimed.* FROM claimed JOIN next USING (id) ORDER BY next.visible_at, next.id;
 

@@ -22,6 +22,8 @@ EXPORTS_RELATIONS = [
     "schedules",
     "schedules_local",
     "stuck",
+    "tenant_limits",
+    "tenant_queue_health",
     "topics",
     "webhook_deliveries",
     "webhook_endpoints",

@@ -41,8 +41,8 @@ class Recording:
 
 def add_messages(db: psycopg.Connection, count: int) -> list[int]:
     rows = db.execute(
-        "INSERT INTO exports.outbox (topic, job_id) "
-        "SELECT %s, NULL FROM generate_series(1, %s) RETURNING id",
+        "INSERT INTO exports.outbox (topic, job_id, tenant) "
+        "SELECT %s, NULL, 'default' FROM generate_series(1, %s) RETURNING id",
         (EXPORT_NOTIFY, count),
     ).fetchall()
     db.commit()

@@ -180,8 +180,8 @@ def test_finished_outbox_rows_are_pruned_after_the_retention(
         (week_and_a_day, old["id"]),
     )
     unfinished = db.execute(
-        "INSERT INTO exports.outbox (topic, job_id, visible_at)"
-        " VALUES ('export.notify', %s, now() + interval '1 hour') RETURNING id",
+        "INSERT INTO exports.outbox (topic, job_id, tenant, visible_at)"
+        " VALUES ('export.notify', %s, 'default', now() + interval '1 hour') RETURNING id",
         (recent["id"],),
     ).fetchone()
 

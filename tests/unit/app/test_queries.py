@@ -26,17 +26,32 @@ def _called_name(call: ast.Call) -> str | None:
     return None
 
 
+def _queries_lookup(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "QUERIES"
+        and isinstance(node.slice, ast.Constant)
+        and isinstance(node.slice.value, str)
+    )
+
+
 def query_names_used_in_code() -> dict[str, list[str]]:
-    """{query name: [file:line, ...]} for every call of a RUNNERS function."""
+    """{query name: [file:line, ...]} for every call of a RUNNERS function and every
+    QUERIES["name"] lookup."""
     used: dict[str, list[str]] = {}
     for folder in SOURCE_DIRS:
         for path in sorted(folder.rglob("*.py")):
             if path == RUNNERS_MODULE:
                 continue
             for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                where = f"{path.relative_to(PROJECT_ROOT)}:{getattr(node, 'lineno', 0)}"
+                if _queries_lookup(node):  # QUERIES["name"]: run through a cursor directly
+                    assert isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant)
+                    used.setdefault(node.slice.value, []).append(where)
+                    continue
                 if not isinstance(node, ast.Call) or _called_name(node) not in RUNNERS:
                     continue
-                where = f"{path.relative_to(PROJECT_ROOT)}:{node.lineno}"
                 for position in RUNNERS[_called_name(node)]:
                     query = node.args[position] if len(node.args) > position else None
                     if position == 1:
@@ -51,7 +66,9 @@ def query_names_used_in_code() -> dict[str, list[str]]:
 def test_code_runs_named_queries() -> None:
     used = query_names_used_in_code()
 
-    assert {"claim_batch", "insert_job_with_message", "complete_message"} <= set(used)
+    assert {"claim_fair", "claim_fifo", "insert_job_with_message", "complete_message"} <= set(
+        used
+    )
 
 
 def test_every_query_the_code_runs_exists() -> None:

@@ -24,6 +24,7 @@ JOB_FIELDS = [
     "safe_cells",
     "max_part_bytes",
     "timezone",
+    "priority",
     "window",
     "state",
     "attempts",

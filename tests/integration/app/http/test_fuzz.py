@@ -83,10 +83,11 @@ OPERATIONS = {
 }  # schemathesis leaves out GET /v1/openapi.json, the operation that served the document
 # Schema-valid values the server may still refuse (422): a cursor it did not issue, an
 # address email-validator refuses (special-use domains, no dot, ...), a time zone zoneinfo
-# does not know, CSV options with a format that is not CSV. JSON Schema cannot say these
-# exactly (or, for /csv, not in a way its error messages make clear); the document says so
-# in words.
-OPAQUE_POINTERS = {"/cursor", "/notify/email", "/url", "/timezone", "/csv"}  # /url: public
+# does not know, CSV options with a format that is not CSV, a window whose start is not
+# before its end. JSON Schema cannot say these exactly (or, for /csv, not in a way its error
+# messages make clear); the document says so in words.
+# /url: public addresses only.
+OPAQUE_POINTERS = {"/cursor", "/notify/email", "/url", "/timezone", "/csv", "/window"}
 # ScheduleRequest/SchedulePatch (openapi_schedules.py) leave the catalog checks (kind,
 # format, params, columns), croniter and zoneinfo to the server, and only describe them in
 # words.

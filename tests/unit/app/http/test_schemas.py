@@ -141,6 +141,7 @@ def _job(**changes: Any) -> Job:
         id=uuid.uuid4(), tenant="default", owner_id="u", kind="orders", params={"since": None},
         format="csv", state="queued", attempts=0, created_at=now, progress_rows=0,
         progress_bytes=0, timezone="UTC", safe_cells=True, max_part_bytes=2**30,
+        priority="interactive",
     )  # fmt: skip
     values.update(changes)
     return Job(**values)
