@@ -5,7 +5,9 @@ sit idle (LISTENing); a no-op handler (bench/poller_host.py --noop) leaves compl
 the poller, so what is measured is claim -> run on a handler thread -> fenced batch
 completion. Rate = N / (commit of the insert -> the last done_at). References on the same
 table: a minimal psycopg loop claiming one and completing one (the floor) and the
-claim_batch statement alone, no completion (the ceiling).
+claim_fair statement alone, no completion (the ceiling). With 1,000 tenants the same, the
+messages spread over them (each claim then walks 100 tenants); FIFO claiming
+(EXPORTS_CLAIM_ORDER=fifo) is the reference fairness is measured against.
 
 Pickup: with the poller idle, `request_export` (what POST /v1/exports runs) commits, and
 the handler prints the time it started: latency = handler start - commit, same clock.
@@ -33,6 +35,8 @@ from app.platform.db import QUERIES
 from app.platform.settings import Settings
 
 HOST = str(c.ROOT / "bench" / "poller_host.py")
+# claim_fair's parameters as a poller with the default settings passes them.
+FAIR_DEFAULTS = {"topics": None, "after_tenant": "", "max_running": 0}
 
 
 @dataclass
@@ -119,12 +123,13 @@ def reset_outbox(url: str) -> None:
         conn.execute("VACUUM ANALYZE exports.outbox")
 
 
-def insert_messages(conn: psycopg.Connection, count: int) -> None:
-    """`count` ready export.run messages (no job: the no-op handler never looks)."""
+def insert_messages(conn: psycopg.Connection, count: int, tenants: int = 1) -> None:
+    """`count` ready export.run messages (no job: the no-op handler never looks), spread
+    round-robin over `tenants` tenants."""
     conn.execute(
         "INSERT INTO exports.outbox (topic, job_id, tenant) "
-        "SELECT 'export.run', NULL, 'default' FROM generate_series(1, %s)",
-        (count,),
+        "SELECT 'export.run', NULL, 'tenant-' || (i %% %s) FROM generate_series(1, %s) i",
+        (tenants, count),
     )
 
 
@@ -135,12 +140,13 @@ def remaining(conn: psycopg.Connection) -> int:
     return row[0] if row else 0
 
 
-def pollers_rate(settings: Settings, pollers: int, count: int) -> float:
-    """messages/s of `pollers` poller processes draining `count` no-op messages."""
+def pollers_rate(settings: Settings, pollers: int, count: int, tenants: int = 1) -> float:
+    """messages/s of `pollers` poller processes draining `count` no-op messages of
+    `tenants` tenants."""
     url = settings.database_url
     reset_outbox(url)
     with poller_hosts(settings, pollers, "--noop"), psycopg.connect(url) as conn:
-        insert_messages(conn, count)
+        insert_messages(conn, count, tenants)
         conn.commit()
         committed = time.time()
         c.wait_for(lambda: remaining(conn) == 0, timeout=600, every=0.05)
@@ -156,14 +162,14 @@ def pollers_rate(settings: Settings, pollers: int, count: int) -> float:
 
 
 def floor_rate(url: str, count: int) -> float:
-    """One psycopg connection: claim one (claim_batch, batch 1), commit; complete it, commit."""
+    """One psycopg connection: claim one (claim_fair, batch 1), commit; complete it, commit."""
     reset_outbox(url)
     with psycopg.connect(url) as conn:
         insert_messages(conn, count)
         conn.commit()
-        claim = QUERIES["claim_batch"]
+        claim = QUERIES["claim_fair"]
         complete = QUERIES["complete_message"]
-        params = {"batch": 1, "lease_seconds": 30, "worker": "floor", "topics": None}
+        params = {"batch": 1, "lease_seconds": 30, "worker": "floor", **FAIR_DEFAULTS}
         started = time.perf_counter()
         done = 0
         with conn.cursor() as cur:
@@ -179,17 +185,17 @@ def floor_rate(url: str, count: int) -> float:
 
 
 def ceiling_rate(url: str, count: int, batch: int) -> float:
-    """The claim_batch statement alone, `batch` at a time, one commit each, no completion."""
+    """The claim_fair statement alone, `batch` at a time, one commit each, no completion."""
     reset_outbox(url)
     with psycopg.connect(url) as conn:
         insert_messages(conn, count)
         conn.commit()
-        params = {"batch": batch, "lease_seconds": 300, "worker": "ceiling", "topics": None}
+        params = {"batch": batch, "lease_seconds": 300, "worker": "ceiling", **FAIR_DEFAULTS}
         started = time.perf_counter()
         done = 0
         with conn.cursor() as cur:
             while True:
-                cur.execute(QUERIES["claim_batch"], params)
+                cur.execute(QUERIES["claim_fair"], params)
                 rows = cur.fetchall()
                 conn.commit()
                 if not rows:
@@ -235,5 +241,6 @@ if __name__ == "__main__":  # a quick look: python bench/dispatch.py
         print(f"ceiling {ceiling_rate(url, n, s.poller_batch):.0f}/s")
         print(f"1 poller {pollers_rate(s, 1, n):.0f}/s")
         print(f"2 pollers {pollers_rate(s, 2, n):.0f}/s")
+        print(f"1 poller, 1,000 tenants {pollers_rate(s, 1, n, tenants=1000):.0f}/s")
         lat = pickup_latencies(s, 50)
         print(c.summary_ms(lat))

@@ -138,27 +138,33 @@ def repeat(runs: int, what: str, measure: Callable[[], float]) -> list[float]:
 
 def bench_dispatch(url: str, settings, sizes: Sizes, runs: int) -> list[Result]:
     """Pollers, floor and ceiling, interleaved run by run so they share the same noise."""
-    one, two, floor, ceiling = [], [], [], []
+    one, two, floor, ceiling, many, fifo = [], [], [], [], [], []
+    fifo_settings = dataclasses.replace(settings, claim_order="fifo")
     for i in range(runs):
         print(f"  dispatch run {i + 1}/{runs}", file=sys.stderr, flush=True)
         floor.append(dispatch.floor_rate(url, sizes.floor_messages))
         ceiling.append(dispatch.ceiling_rate(url, sizes.messages, settings.poller_batch))
         one.append(dispatch.pollers_rate(settings, 1, sizes.messages))
         two.append(dispatch.pollers_rate(settings, 2, sizes.messages))
+        many.append(dispatch.pollers_rate(settings, 1, sizes.messages, tenants=1000))
+        fifo.append(dispatch.pollers_rate(fifo_settings, 1, sizes.messages, tenants=1000))
         print(
             f"    floor {floor[-1]:.0f}, ceiling {ceiling[-1]:.0f}, "
-            f"1 poller {one[-1]:.0f}, 2 pollers {two[-1]:.0f} msgs/s",
+            f"1 poller {one[-1]:.0f}, 2 pollers {two[-1]:.0f}, 1,000 tenants "
+            f"{many[-1]:.0f} (fifo {fifo[-1]:.0f}) msgs/s",
             file=sys.stderr,
         )
     name = f"1. dispatch ({sizes.messages:,} no-op msgs)"
     per = f"{settings.poller_threads} threads, batch {settings.poller_batch}"
     return [
         Result(name, f"1 poller process ({per})", one, "msgs/s", ">= 10,000",
-               "claim_batch alone (ceiling)", ceiling),
+               "claim_fair alone (ceiling)", ceiling),
         Result(name, "1 poller process", one, "msgs/s", "",
                "claim-one/complete-one loop (floor)", floor),
         Result(name, "2 poller processes", two, "msgs/s", "",
-               "claim_batch alone (ceiling)", ceiling),
+               "claim_fair alone (ceiling)", ceiling),
+        Result(name, "1 poller, messages of 1,000 tenants", many, "msgs/s", ">= 10,000",
+               "the same, FIFO claims (EXPORTS_CLAIM_ORDER=fifo)", fifo),
     ]  # fmt: skip
 
 

@@ -133,7 +133,7 @@ def main(grace: float, check: bool) -> None:
     poller = built.poller
     running.append(poller)
     # Queue depth and lag on the poller's /metrics too (one cached query per scrape).
-    REGISTRY.register(queue_collector(poller.pool))
+    REGISTRY.register(queue_collector(poller.pool, settings.metrics_top_tenants))
     if settings.metrics_port:
         try:
             HealthServer(

@@ -2180,13 +2180,6 @@ CREATE INDEX jobs_schedule ON exports.jobs USING btree (schedule_id) WHERE (sche
 
 
 --
--- Name: outbox_claimable; Type: INDEX; Schema: exports; Owner: -
---
-
-CREATE INDEX outbox_claimable ON exports.outbox USING btree (visible_at, id) WHERE ((done_at IS NULL) AND (dead_at IS NULL));
-
-
---
 -- Name: outbox_dead; Type: INDEX; Schema: exports; Owner: -
 --
 
@@ -2211,7 +2204,7 @@ CREATE INDEX outbox_leased ON exports.outbox USING btree (tenant) WHERE ((leased
 -- Name: outbox_tenant_turn; Type: INDEX; Schema: exports; Owner: -
 --
 
-CREATE INDEX outbox_tenant_turn ON exports.outbox USING btree (tenant, turn_at, id) WHERE ((done_at IS NULL) AND (dead_at IS NULL));
+CREATE INDEX outbox_tenant_turn ON exports.outbox USING btree (tenant, topic, turn_at, id) WHERE ((done_at IS NULL) AND (dead_at IS NULL));
 
 
 --

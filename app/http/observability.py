@@ -34,7 +34,11 @@ _QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
 @bp.get("/metrics")
 def metrics() -> Response:
     """Prometheus text exposition."""
-    return Response(exposition(current_services().pool), mimetype="text/plain; version=0.0.4")
+    services = current_services()
+    return Response(
+        exposition(services.pool, services.settings.metrics_top_tenants),
+        mimetype="text/plain; version=0.0.4",
+    )
 
 
 def instrument(app: Flask) -> None:

@@ -18,6 +18,11 @@ def queue_health(conn: Connection) -> list[Row]:
     return fetch_all(conn, "queue_health")
 
 
+def tenant_queue_health(conn: Connection, *, limit: int = 20) -> list[Row]:
+    """Per tenant, biggest backlog first: ready, leased, running, retrying, its limits."""
+    return fetch_all(conn, "tenant_queue_health", limit=limit)
+
+
 def stuck(conn: Connection) -> list[Row]:
     """Unfinished messages that should have moved (exports.stuck), with why."""
     return fetch_all(conn, "stuck_messages")

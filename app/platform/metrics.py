@@ -34,16 +34,25 @@ QUEUE_CACHE_SECONDS = 5.0
 # A schedule whose slot passed this long ago without firing counts as overdue (the
 # product's "a task executing more than 10 s after its slot raises an alert").
 OVERDUE_SECONDS = 10
+# Per-tenant gauges name this many tenants (by backlog) by default; the rest are "other".
+TOP_TENANTS = 10
 
 
 class QueueCollector(Collector):
     """Gauges of the outbox from one cached query (queue_metrics) per pool."""
 
-    def __init__(self, pool: ConnectionPool, cache_seconds: float = QUEUE_CACHE_SECONDS) -> None:
+    def __init__(
+        self,
+        pool: ConnectionPool,
+        cache_seconds: float = QUEUE_CACHE_SECONDS,
+        top_tenants: int = TOP_TENANTS,
+    ) -> None:
         self.pool = pool
         self.cache_seconds = cache_seconds
+        self.top_tenants = top_tenants  # EXPORTS_METRICS_TOP_TENANTS
         self._lock = threading.Lock()
         self._rows: list[dict] = []
+        self._tenants: list[dict] = []
         self._overdue = 0
         self._read_at = -math.inf
 
@@ -53,6 +62,7 @@ class QueueCollector(Collector):
             if time.monotonic() - self._read_at >= self.cache_seconds:
                 with self.pool.connection(timeout=2) as conn:
                     self._rows = fetch_all(conn, "queue_metrics")
+                    self._tenants = fetch_all(conn, "tenant_queue_metrics", top=self.top_tenants)
                     overdue = fetch_one(conn, "schedules_overdue", seconds=OVERDUE_SECONDS)
                     self._overdue = overdue["overdue"] if overdue else 0
                 self._read_at = time.monotonic()
@@ -62,13 +72,15 @@ class QueueCollector(Collector):
         """Enabled schedules more than OVERDUE_SECONDS past their slot (as of rows())."""
         return self._overdue
 
+    def tenants(self) -> list[dict]:
+        """The top tenants' backlogs and 'other' (as of rows())."""
+        return self._tenants
+
     def describe(self) -> Iterator[GaugeMetricFamily]:
         """The metric names, without querying (for registration)."""
         yield from self._families()
 
-    def _families(
-        self,
-    ) -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+    def _families(self) -> tuple[GaugeMetricFamily, ...]:
         return (
             GaugeMetricFamily(
                 "exports_outbox_messages", "Unfinished outbox messages.", labels=["topic", "state"]
@@ -85,12 +97,23 @@ class QueueCollector(Collector):
                 "exports_schedules_overdue",
                 f"Enabled schedules more than {OVERDUE_SECONDS} s past their slot, unfired.",
             ),
+            GaugeMetricFamily(
+                "exports_tenant_messages",
+                f"Unfinished outbox messages of the top {self.top_tenants} tenants by backlog "
+                "(tenant=\"other\": all the rest).",
+                labels=["tenant", "state"],
+            ),
+            GaugeMetricFamily(
+                "exports_tenant_oldest_ready_seconds",
+                "Age of the tenant's oldest ready message (tenant=\"other\": all the rest).",
+                labels=["tenant"],
+            ),
         )
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         """Messages by topic and state, the oldest ready message's age, dead messages;
-        overdue schedules."""
-        waiting, lag, dead, overdue = self._families()
+        overdue schedules; the same per tenant for the top tenants."""
+        waiting, lag, dead, overdue, per_tenant, tenant_lag = families = self._families()
         try:
             for row in self.rows():
                 for state in ("ready", "running", "retry_wait"):
@@ -98,13 +121,17 @@ class QueueCollector(Collector):
                 lag.add_metric([row["topic"]], row["oldest_ready_seconds"])
                 dead.add_metric([row["topic"]], row["dead"])
             overdue.add_metric([], self.overdue())
+            for row in self.tenants():
+                for state in ("ready", "running", "retry_wait"):
+                    per_tenant.add_metric([row["tenant"], state], row[state])
+                tenant_lag.add_metric([row["tenant"]], row["oldest_ready_seconds"])
         except Exception as exc:  # a scrape must not fail because the database is away
             log.warning("queue metrics unavailable: %s", exc)
             return
-        yield from (waiting, lag, dead, overdue)
+        yield from families
 
 
-def exposition(pool: ConnectionPool) -> bytes:
+def exposition(pool: ConnectionPool, top_tenants: int = TOP_TENANTS) -> bytes:
     """The text exposition for GET /metrics: process metrics plus the queue gauges."""
     if "PROMETHEUS_MULTIPROC_DIR" in os.environ:  # gunicorn: add up every worker's files
         workers = CollectorRegistry()
@@ -113,7 +140,7 @@ def exposition(pool: ConnectionPool) -> bytes:
     else:
         own = generate_latest(REGISTRY)
     queue = CollectorRegistry()
-    queue.register(queue_collector(pool))
+    queue.register(queue_collector(pool, top_tenants))
     return own + generate_latest(queue)
 
 
@@ -122,12 +149,12 @@ _collectors: weakref.WeakKeyDictionary[ConnectionPool, QueueCollector] = (
 )
 
 
-def queue_collector(pool: ConnectionPool) -> QueueCollector:
+def queue_collector(pool: ConnectionPool, top_tenants: int = TOP_TENANTS) -> QueueCollector:
     """The one QueueCollector (and so the one cache) of `pool`."""
     with _collectors_lock:
         collector = _collectors.get(pool)
         if collector is None:
-            collector = _collectors[pool] = QueueCollector(pool)
+            collector = _collectors[pool] = QueueCollector(pool, top_tenants=top_tenants)
         return collector
 
 

@@ -9,6 +9,7 @@ the write matches nothing and LeaseLost is raised.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import uuid
 from dataclasses import dataclass
@@ -114,7 +115,8 @@ def claim_batch(
 
     Commit right after: the lease holds, not the transaction.
     """
-    with conn.transaction():  # the limits' lock and the claim together, even in autocommit
+    # The limits' lock must last until the claim commits: one transaction, even in autocommit.
+    with conn.transaction() if conn.autocommit else contextlib.nullcontext():
         _, [claimed] = complete_and_claim(
             conn,
             [],

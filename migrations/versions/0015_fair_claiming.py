@@ -64,9 +64,12 @@ COMMENT ON COLUMN exports.outbox.turn_at IS
     'behind newer interactive ones for at most its priority_wait_seconds (aging).';
 
 -- The fair claim walks tenants (skip scan on the leading column) and takes each tenant's
--- ready messages in turn order.
-CREATE INDEX outbox_tenant_turn ON exports.outbox (tenant, turn_at, id)
+-- ready messages of each topic in turn order.
+CREATE INDEX outbox_tenant_turn ON exports.outbox (tenant, topic, turn_at, id)
     WHERE done_at IS NULL AND dead_at IS NULL;
+-- It replaces the first-in-first-out claim's index: one index less to update per claim.
+-- Whatever reads all unfinished messages (queue_health, the metrics) reads this one.
+DROP INDEX exports.outbox_claimable;
 -- What a tenant has leased now, counted against its max_running at every claim.
 CREATE INDEX outbox_leased ON exports.outbox (tenant)
     WHERE leased_by IS NOT NULL AND done_at IS NULL AND dead_at IS NULL;
@@ -200,6 +203,8 @@ RETRY_JOB_0005 = RETRY_JOB.replace(
 )
 
 DOWNGRADE = r"""
+CREATE INDEX outbox_claimable ON exports.outbox (visible_at, id)
+    WHERE done_at IS NULL AND dead_at IS NULL;
 DROP VIEW exports.tenant_queue_health;
 DROP TABLE exports.tenant_limits;
 ALTER TABLE exports.topics DROP COLUMN limited_per_tenant;

@@ -27,6 +27,12 @@ SELECT * FROM exports.requeue_dead(%(topic)s, %(since)s, %(extra_attempts)s);
 -- name: queue_health
 SELECT * FROM exports.queue_health ORDER BY topic;
 
+-- name: tenant_queue_health
+-- The tenants with the biggest backlogs first: who is flooding the queue.
+SELECT * FROM exports.tenant_queue_health
+ORDER BY ready DESC, leased DESC, tenant
+LIMIT %(limit)s;
+
 -- name: stuck_messages
 SELECT * FROM exports.stuck ORDER BY id;
 

@@ -25,27 +25,30 @@ WHERE %(max_running)s > 0 OR EXISTS (SELECT FROM exports.tenant_limits WHERE max
 -- name: claim_fair
 -- The heart of the queue: lease up to `batch` ready messages nobody else holds, shared
 -- round-robin across tenants (docs/decisions.md, "Fair claiming"). Short transaction; the
--- work happens outside it.
+-- work happens outside it. Every step is index probes on outbox_tenant_turn (tenant, topic,
+-- turn_at, id), a few per tenant looked at, never a scan of a tenant's backlog:
 --   walk:       tenants with unfinished messages, in name order starting after
---               `after_tenant` (the poller's cursor) and wrapping round: a skip scan of
---               outbox_tenant_turn, one index probe per tenant, stopped by `tenants`' LIMIT.
---   tenants:    the first `batch` of them that have something this claim may take: a
---               ready message of `topics`, and room under max_running for limited topics
---               (topics.limited_per_tenant: what the tenant has leased is counted here, in
---               the statement, through outbox_leased).
---   candidates: each such tenant's next ceil(batch / tenants) x weight ready messages in
---               turn order (turn_at = visible_at + its priority's wait), locked SKIP
---               LOCKED; limited ones beyond the tenant's room are dropped.
---   next:       round by round: each tenant's first message (alternating between its
---               owners), then each one's second, ...; `weight` messages per round.
+--               `after_tenant` (the poller's cursor) and wrapping round: a skip scan, one
+--               probe per tenant, read only as far as `tenants` needs.
+--   tenants:    the first `batch` of them with something this claim may take: a ready
+--               message of `topics`, of a topic without a limit or with room under the
+--               tenant's max_running (topics.limited_per_tenant: what the tenant has leased
+--               is counted here, in the statement, through outbox_leased).
+--   candidates: per tenant and topic, its next ceil(batch / tenants) x weight ready
+--               messages in turn order (turn_at = visible_at + its priority's wait), twice
+--               that when it is more than one so its owners can take turns; limited topics
+--               no more than its room; locked SKIP LOCKED.
+--   next:       round by round: each tenant's first message, then each one's second, ...
+--               (`weight` a round); within a tenant, its owners take turns among its
+--               candidates. The first `batch`.
 -- A message that is claimable while still leased_by someone was not handed back: that
 -- poller's lease ran out (killed, crashed, cut off), and the history records it.
 -- `topics` NULL: any topic; else only those (the poller prefetches fast topics only).
 -- The columns are app.queue.outbox.Message's fields, in order (rows become Message(*row)).
 WITH RECURSIVE
-limited AS MATERIALIZED (
-    SELECT coalesce(array_agg(topic), '{}') AS topics
-    FROM exports.topics WHERE limited_per_tenant),
+topic_rules AS MATERIALIZED (
+    SELECT topic, limited_per_tenant AS limited FROM exports.topics
+    WHERE %(topics)s::text[] IS NULL OR topic = ANY (%(topics)s::text[])),
 walk (tenant, wrapped, step) AS (
     SELECT %(after_tenant)s::text, false, 0
   UNION ALL
@@ -62,54 +65,57 @@ walk (tenant, wrapped, step) AS (
                w.wrapped OR later.tenant IS NULL AS wrapped) n
     WHERE n.tenant IS NOT NULL AND NOT (n.wrapped AND n.tenant > %(after_tenant)s)),
 tenants AS MATERIALIZED (
+    -- Every subquery here has a LIMIT or OFFSET, so none is flattened into a join: per
+    -- walked tenant, a few index probes, and the walk is read only as far as needed.
     SELECT w.tenant, share.weight, share.room
     FROM walk w
-    -- Lateral (nested loop): the walk is read lazily, only as far as the LIMIT needs.
-    LEFT JOIN LATERAL (
-        SELECT l.max_running, l.weight FROM exports.tenant_limits l
-        WHERE l.tenant = w.tenant) l ON true
     CROSS JOIN LATERAL (
         SELECT coalesce(l.weight, 1) AS weight,
                CASE WHEN coalesce(l.max_running, %(max_running)s) > 0 THEN
                    coalesce(l.max_running, %(max_running)s) - (
                        SELECT count(*) FROM exports.outbox r
+                       JOIN exports.topics t ON t.topic = r.topic AND t.limited_per_tenant
                        WHERE r.tenant = w.tenant AND r.leased_by IS NOT NULL
                          AND r.done_at IS NULL AND r.dead_at IS NULL
-                         AND r.visible_at > now()
-                         AND r.topic = ANY ((SELECT topics FROM limited)::text[]))
-               END AS room) share
+                         AND r.visible_at > now())
+               END AS room
+        FROM (SELECT) AS one
+        LEFT JOIN exports.tenant_limits l ON l.tenant = w.tenant
+        OFFSET 0) share
+    CROSS JOIN LATERAL (
+        SELECT FROM topic_rules r
+        CROSS JOIN LATERAL (
+            SELECT FROM exports.outbox o
+            WHERE o.tenant = w.tenant AND o.topic = r.topic
+              AND o.done_at IS NULL AND o.dead_at IS NULL AND o.visible_at <= now()
+            ORDER BY o.turn_at, o.id
+            LIMIT 1) one_ready
+        WHERE NOT r.limited OR share.room IS NULL OR share.room > 0
+        LIMIT 1) ready
     WHERE w.step > 0
-      AND EXISTS (
-          SELECT FROM exports.outbox o
-          WHERE o.tenant = w.tenant AND o.done_at IS NULL AND o.dead_at IS NULL
-            AND o.visible_at <= now()
-            AND (%(topics)s::text[] IS NULL OR o.topic = ANY (%(topics)s::text[]))
-            AND (share.room IS NULL OR share.room > 0
-                 OR o.topic <> ALL ((SELECT topics FROM limited)::text[])))
     LIMIT %(batch)s),
 candidates AS MATERIALIZED (
-    SELECT c.id, c.tenant, c.owner_id, c.turn_at, t.weight,
-           row_number() OVER (PARTITION BY c.tenant, c.limited ORDER BY c.turn_at, c.id)
-               AS nth_of_kind,
-           c.limited, t.room
+    SELECT o.id, o.tenant, o.owner_id, o.turn_at, t.weight
     FROM tenants t
     CROSS JOIN LATERAL (
-        SELECT o.id, o.tenant, o.owner_id, o.turn_at,
-               o.topic = ANY ((SELECT topics FROM limited)::text[]) AS limited
+        SELECT ceil(%(batch)s::numeric / (SELECT count(*) FROM tenants))::int * t.weight
+            AS n) fair
+    -- Twice its share, so its owners can take turns among them (one message: its first).
+    CROSS JOIN LATERAL (SELECT CASE WHEN fair.n > 1 THEN 2 * fair.n ELSE 1 END AS k) share
+    CROSS JOIN topic_rules r
+    CROSS JOIN LATERAL (
+        SELECT o.id, o.tenant, o.owner_id, o.turn_at
         FROM exports.outbox o
-        WHERE o.tenant = t.tenant AND o.done_at IS NULL AND o.dead_at IS NULL
-          AND o.visible_at <= now()
-          AND (%(topics)s::text[] IS NULL OR o.topic = ANY (%(topics)s::text[]))
-          AND (t.room IS NULL OR t.room > 0
-               OR o.topic <> ALL ((SELECT topics FROM limited)::text[]))
+        WHERE o.tenant = t.tenant AND o.topic = r.topic
+          AND o.done_at IS NULL AND o.dead_at IS NULL AND o.visible_at <= now()
         ORDER BY o.turn_at, o.id
-        LIMIT ceil(%(batch)s::numeric / (SELECT count(*) FROM tenants))::int * t.weight
-        FOR UPDATE SKIP LOCKED) c),
+        LIMIT CASE WHEN r.limited AND t.room IS NOT NULL THEN greatest(0, least(share.k, t.room))
+                   ELSE share.k END
+        FOR UPDATE SKIP LOCKED) o),
 by_owner AS (
     SELECT id, tenant, turn_at, weight,
            row_number() OVER (PARTITION BY tenant, owner_id ORDER BY turn_at, id) AS owner_turn
-    FROM candidates
-    WHERE NOT limited OR room IS NULL OR nth_of_kind <= room),
+    FROM candidates),
 next AS MATERIALIZED (
     SELECT id, round FROM (
         SELECT id, turn_at,
@@ -272,3 +278,18 @@ LEFT JOIN (
     SELECT topic, count(*) AS dead FROM exports.outbox WHERE dead_at IS NOT NULL GROUP BY topic
 ) d USING (topic)
 ORDER BY t.topic;
+
+-- name: tenant_queue_metrics
+-- For /metrics: the `top` tenants by backlog (ready, then running) one by one, every other
+-- tenant summed as 'other', so the label set stays bounded however many tenants there are.
+WITH ranked AS (
+    SELECT h.*, row_number() OVER (ORDER BY h.ready DESC, h.leased DESC, h.tenant) AS place
+    FROM exports.tenant_queue_health h)
+SELECT CASE WHEN place <= %(top)s THEN tenant ELSE 'other' END AS tenant,
+       sum(ready)::bigint AS ready,
+       sum(leased)::bigint AS running,
+       sum(retrying)::bigint AS retry_wait,
+       coalesce(extract(epoch FROM max(oldest_ready_age)), 0)::float8 AS oldest_ready_seconds
+FROM ranked
+GROUP BY 1
+ORDER BY 1;

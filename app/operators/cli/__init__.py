@@ -13,7 +13,7 @@ import click
 import psycopg
 import sqlalchemy.exc
 
-from app.operators.cli import encryption, jobs, keys, setup, webhooks
+from app.operators.cli import encryption, jobs, keys, setup, tenants, webhooks
 from app.platform import crypto
 from app.platform.logs import redact
 from app.platform.settings import ConfigError, Settings
@@ -70,6 +70,7 @@ for command in (
     keys.create_key,
     keys.revoke_key,
     keys.list_keys,
+    tenants.tenant_limit,
     webhooks.webhooks,
     encryption.rotate_keys,
     encryption.unsuppress,

@@ -31,9 +31,19 @@ from app.queue.outbox import DEFAULT_PRUNE_BATCH, prune_outbox
 
 
 @click.command()
+@click.option(
+    "--by-tenant",
+    "tenants",
+    type=click.IntRange(1, 10_000),
+    is_flag=False,
+    flag_value=20,
+    default=None,
+    help="Also the tenants with the biggest backlogs (20, or this many).",
+)
 @json_option
-def stats(as_json: bool) -> None:
-    """Queue health per topic, stuck work, recent failures, jobs of the last 24 h, pollers."""
+def stats(tenants: int | None, as_json: bool) -> None:
+    """Queue health per topic, stuck work, recent failures, jobs of the last 24 h, pollers;
+    with --by-tenant, who is flooding the queue."""
     with connect() as conn:
         report = {
             "queues": reads.queue_health(conn),
@@ -42,6 +52,8 @@ def stats(as_json: bool) -> None:
             "jobs_last_24h": reads.jobs_by_state(conn, hours=24),
             "workers": reads.workers(conn),
         }
+        if tenants is not None:
+            report["tenants"] = reads.tenant_queue_health(conn, limit=tenants)
     if as_json:
         emit_json(report)
         return
@@ -50,6 +62,13 @@ def stats(as_json: bool) -> None:
         ["topic", "ready", "leased", "retrying", "dead", "oldest_ready_age"],
         title="queues:",
     )
+    if tenants is not None:
+        table(
+            report["tenants"],
+            ["tenant", "ready", "running", "retrying", "oldest_ready_age", "max_running",
+             "weight"],
+            title=f"tenants by backlog (top {tenants}; exports.tenant_queue_health):",
+        )  # fmt: skip
     click.echo(f"stuck messages: {report['stuck']} (exports.stuck)")
     click.echo(f"failures in the last 24 h: {report['recent_failures']} (exports.recent_failures)")
     by_state = report["jobs_last_24h"]

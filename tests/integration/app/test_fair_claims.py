@@ -1,0 +1,234 @@
+"""Fair claiming (sql/queries/outbox.sql claim_fair) on real PostgreSQL: round-robin across
+tenants and owners, weights, per-tenant limits counted over every claimant, priorities with
+aging. Messages are inserted as rows (no jobs: the claim never reads them) except where
+the domain's part is under test (priorities through request_export).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from app.exports import jobs, priorities
+from app.exports.topics import EXPORT_NOTIFY, EXPORT_RUN
+from app.queue import outbox
+from app.queue.outbox import ClaimPolicy, Message
+from app.tenancy import limits
+from tests.support.operations import REQUEST
+from tests.support.waiting import wait_until
+
+FIFO = ClaimPolicy(fifo=True)
+
+
+def queue(
+    db: psycopg.Connection, tenant: str, count: int, *, owner: str = "u", topic: str = EXPORT_RUN
+) -> list[int]:
+    """`count` ready messages of `tenant` and `owner`, oldest first."""
+    rows = db.execute(
+        "INSERT INTO exports.outbox (topic, tenant, owner_id, visible_at)"
+        " SELECT %s, %s, %s, now() - interval '1 hour' + i * interval '1 ms'"
+        " FROM generate_series(1, %s) i RETURNING id",
+        (topic, tenant, owner, count),
+    ).fetchall()
+    db.commit()
+    return [row["id"] for row in rows]
+
+
+def claim(
+    db: psycopg.Connection, batch: int, policy: ClaimPolicy = ClaimPolicy(), after: str = ""
+) -> list[Message]:
+    claimed = outbox.claim_batch(
+        db, batch=batch, lease_seconds=30, worker="test", policy=policy, after_tenant=after
+    )
+    db.commit()
+    return claimed
+
+
+def test_a_tenants_backlog_costs_another_tenant_at_most_one_claim(
+    db: psycopg.Connection,
+) -> None:
+    queue(db, "flood", 50)
+    [quiet] = queue(db, "quiet", 1)
+    [other] = queue(db, "other", 1)
+
+    claimed = claim(db, 4)
+
+    assert {quiet, other} <= {m.id for m in claimed}
+    assert [m.tenant for m in claimed[:3]] == ["flood", "quiet", "other"]  # round 1, by age
+
+
+def test_first_in_first_out_would_make_them_wait_for_the_whole_backlog(
+    db: psycopg.Connection,
+) -> None:
+    queue(db, "flood", 50)
+    queue(db, "quiet", 1)
+
+    assert {m.tenant for m in claim(db, 4, FIFO)} == {"flood"}
+
+
+def test_claims_of_one_message_rotate_through_the_tenants(db: psycopg.Connection) -> None:
+    for tenant in ("a", "b", "c"):
+        queue(db, tenant, 3)
+
+    cursor, order = "", []
+    for _ in range(7):
+        claimed = claim(db, 1, after=cursor)
+        cursor = outbox.next_tenant_cursor(cursor, claimed)
+        order += [m.tenant for m in claimed]
+
+    assert order == ["a", "b", "c", "a", "b", "c", "a"]
+
+
+def test_within_a_tenant_owners_take_turns(db: psycopg.Connection) -> None:
+    busy = queue(db, "t", 5, owner="busy")
+    calm = queue(db, "t", 2, owner="calm")
+
+    claimed = [m.id for m in claim(db, 4)]
+
+    assert claimed == [busy[0], calm[0], busy[1], calm[1]]
+
+
+def test_a_weight_of_two_gets_two_messages_a_round(db: psycopg.Connection) -> None:
+    limits.set_limit(db, "big", weight=2)
+    queue(db, "big", 10)
+    queue(db, "small", 10)
+
+    claimed = Counter(m.tenant for m in claim(db, 6))
+
+    assert claimed == {"big": 4, "small": 2}
+
+
+def test_max_running_counts_what_the_tenant_has_leased_and_spares_other_topics(
+    db: psycopg.Connection,
+) -> None:
+    limited = ClaimPolicy(max_running_per_tenant=2)
+    queue(db, "t", 5)
+    queue(db, "t", 2, topic=EXPORT_NOTIFY)
+    queue(db, "u", 1)
+
+    first = claim(db, 10, limited)
+    assert Counter((m.tenant, m.topic) for m in first) == {
+        ("t", EXPORT_RUN): 2,
+        ("t", EXPORT_NOTIFY): 2,  # notifications are not limited
+        ("u", EXPORT_RUN): 1,
+    }
+    assert claim(db, 10, limited) == []  # t runs 2 already
+
+    running = next(m for m in first if m.topic == EXPORT_RUN and m.tenant == "t")
+    outbox.complete_message(db, running)
+    db.commit()
+    assert [(m.tenant, m.topic) for m in claim(db, 10, limited)] == [("t", EXPORT_RUN)]
+
+
+def test_a_tenants_row_overrides_the_default_limit(db: psycopg.Connection) -> None:
+    limits.set_limit(db, "vip", max_running=0, note="no limit for them")  # 0: none
+    limits.set_limit(db, "noisy", max_running=1)
+    db.commit()
+    queue(db, "vip", 4)
+    queue(db, "noisy", 4)
+    queue(db, "plain", 4)
+
+    claimed = Counter(m.tenant for m in claim(db, 12, ClaimPolicy(max_running_per_tenant=2)))
+
+    assert claimed == {"vip": 4, "noisy": 1, "plain": 2}
+
+
+def test_a_limit_of_zero_blocks_nothing(db: psycopg.Connection) -> None:
+    queue(db, "t", 6)
+
+    assert len(claim(db, 6, ClaimPolicy(max_running_per_tenant=0))) == 6
+
+
+@pytest.fixture
+def two_connections(database_url: str) -> Iterator[tuple[psycopg.Connection, psycopg.Connection]]:
+    with (
+        psycopg.connect(database_url, row_factory=dict_row) as a,
+        psycopg.connect(database_url, row_factory=dict_row) as b,
+    ):
+        yield a, b
+
+
+def test_with_limits_concurrent_claims_take_turns_so_the_count_holds(
+    db: psycopg.Connection, two_connections: tuple[psycopg.Connection, psycopg.Connection]
+) -> None:
+    a, b = two_connections
+    limited = ClaimPolicy(max_running_per_tenant=2)
+    queue(db, "t", 6)
+    first = outbox.claim_batch(a, batch=10, lease_seconds=30, worker="a", policy=limited)
+    assert len(first) == 2  # a's transaction is still open
+
+    second: list[Message] = []
+    pid = b.info.backend_pid
+    claiming = threading.Thread(
+        target=lambda: second.extend(
+            outbox.claim_batch(b, batch=10, lease_seconds=30, worker="b", policy=limited)
+        )
+    )
+    claiming.start()
+    # b waits for a's claim to commit: it must see a's leases to count them.
+    wait_until(
+        lambda: db.execute(
+            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+        ).fetchone()["wait_event_type"]
+        == "Lock",
+        what="the second claim to wait for the first",
+    )
+    a.commit()
+    claiming.join(timeout=10)
+    b.commit()
+
+    assert second == []
+
+
+def request(db: psycopg.Connection, priority: str, max_wait: int = 600) -> jobs.Job:
+    job, _ = jobs.request_export(
+        db,
+        "default",
+        REQUEST.__class__(**{**REQUEST.__dict__, "priority": priority}),
+        idempotency_key=None,
+        max_attempts=5,
+        priority_max_wait=max_wait,
+    )
+    db.commit()
+    return job
+
+
+def claimed_jobs(db: psycopg.Connection, count: int) -> list[str]:
+    """The priorities of the jobs the next `count` one-message claims take."""
+    order = []
+    for _ in range(count):
+        [message] = claim(db, 1)
+        job = jobs.find_job(db, message.job_id) if message.job_id else None
+        assert job is not None
+        order.append(job.priority)
+    return order
+
+
+def test_interactive_goes_before_scheduled_before_bulk(db: psycopg.Connection) -> None:
+    request(db, priorities.BULK)
+    request(db, priorities.SCHEDULED)
+    request(db, priorities.INTERACTIVE)
+    request(db, priorities.INTERACTIVE)
+
+    assert claimed_jobs(db, 4) == ["interactive", "interactive", "scheduled", "bulk"]
+
+
+def test_a_bulk_export_waits_behind_newer_work_for_at_most_the_max_wait(
+    db: psycopg.Connection,
+) -> None:
+    bulk = request(db, priorities.BULK, max_wait=600)
+    # As if queued 601 s ago: its turn (visible_at + 600 s) came 1 s ago.
+    db.execute(
+        "UPDATE exports.outbox SET visible_at = now() - interval '601 seconds'"
+        " WHERE job_id = %s",
+        (bulk.id,),
+    )
+    db.commit()
+    request(db, priorities.INTERACTIVE)
+
+    assert claimed_jobs(db, 2) == ["bulk", "interactive"]
