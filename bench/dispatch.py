@@ -31,7 +31,7 @@ import psycopg
 
 from app.exports import jobs
 from app.exports.jobs import ExportRequest
-from app.platform.db import QUERIES
+from app.platform.db import QUERIES, QUEUE_SESSION_OPTIONS
 from app.platform.settings import Settings
 
 HOST = str(c.ROOT / "bench" / "poller_host.py")
@@ -164,7 +164,7 @@ def pollers_rate(settings: Settings, pollers: int, count: int, tenants: int = 1)
 def floor_rate(url: str, count: int) -> float:
     """One psycopg connection: claim one (claim_fair, batch 1), commit; complete it, commit."""
     reset_outbox(url)
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(url, options=QUEUE_SESSION_OPTIONS) as conn:
         insert_messages(conn, count)
         conn.commit()
         claim = QUERIES["claim_fair"]
@@ -187,7 +187,7 @@ def floor_rate(url: str, count: int) -> float:
 def ceiling_rate(url: str, count: int, batch: int) -> float:
     """The claim_fair statement alone, `batch` at a time, one commit each, no completion."""
     reset_outbox(url)
-    with psycopg.connect(url) as conn:
+    with psycopg.connect(url, options=QUEUE_SESSION_OPTIONS) as conn:
         insert_messages(conn, count)
         conn.commit()
         params = {"batch": batch, "lease_seconds": 300, "worker": "ceiling", **FAIR_DEFAULTS}

@@ -13,7 +13,7 @@ import click
 from prometheus_client import REGISTRY
 from psycopg_pool import ConnectionPool
 
-from app.platform.db import open_pool
+from app.platform.db import SESSION_OPTIONS, open_pool
 from app.platform.logs import configure_logging
 from app.platform.metrics import queue_collector
 from app.platform.monitoring import init_sentry
@@ -55,6 +55,7 @@ def build_poller(settings: Settings) -> PollerProcess:
         settings.source_database_url or settings.database_url,
         name="exports-poller-source",
         max_size=settings.poller_threads,
+        options=SESSION_OPTIONS,  # the export queries: the server's JIT setting
     )
     mailer = mailer_from_url(
         settings.mail_url,

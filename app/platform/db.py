@@ -23,6 +23,10 @@ _NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 Row = dict[str, Any]
 # Every connection of the service's own works in UTC (libpq's `options`).
 SESSION_OPTIONS = "-c TimeZone=UTC"
+# The queue's statements are short but some plans are big (claim_fair): with JIT on, a
+# custom plan whose estimate passes jit_above_cost was compiled at every execution, ~50 ms
+# for a claim that runs in 5. Export queries (the source pool) keep the server's setting.
+QUEUE_SESSION_OPTIONS = SESSION_OPTIONS + " -c jit=off"
 
 
 class LeaseLost(Exception):
@@ -110,12 +114,18 @@ def keyset_after(before: tuple[datetime.datetime, uuid.UUID | int] | None) -> di
 
 
 def open_pool(
-    url: str, *, name: str, min_size: int = 1, max_size: int = 10, timeout: float = 10.0
+    url: str,
+    *,
+    name: str,
+    min_size: int = 1,
+    max_size: int = 10,
+    timeout: float = 10.0,
+    options: str = QUEUE_SESSION_OPTIONS,
 ) -> ConnectionPool:
     """A pool whose `connection()` block is one transaction (commit on success).
 
     `timeout` bounds the wait for a connection, so an unreachable database becomes a
-    PoolTimeout (a 503 in the API) rather than a hung request.
+    PoolTimeout (a 503 in the API) rather than a hung request. `options`: libpq's.
     """
     return ConnectionPool(
         conninfo=url,
@@ -124,7 +134,7 @@ def open_pool(
         max_size=max_size,
         timeout=timeout,
         # Timestamps come back in UTC whatever the server's or database's TimeZone says.
-        kwargs={"application_name": name, "options": SESSION_OPTIONS},
+        kwargs={"application_name": name, "options": options},
         check=ConnectionPool.check_connection,
         open=True,
     )

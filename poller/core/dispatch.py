@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import psycopg
 import psycopg_pool
 
-from app.platform.db import SESSION_OPTIONS
+from app.platform.db import QUEUE_SESSION_OPTIONS
 from app.platform.lifecycle import Service, reconnect_pause
 from app.platform.logs import log_context
 from app.queue import outbox
@@ -275,7 +275,7 @@ class Poller:
                 self.database_url,
                 connect_timeout=max(2, round(CLAIM_WAIT_SECONDS)),  # libpq's minimum is 2
                 application_name=CLAIM_APPLICATION_NAME,
-                options=SESSION_OPTIONS,
+                options=QUEUE_SESSION_OPTIONS,
             )
             self._claim_conn = conn
         return conn

@@ -30,17 +30,16 @@ WHERE %(max_running)s > 0 OR EXISTS (SELECT FROM exports.tenant_limits WHERE max
 --   walk:       tenants with unfinished messages, in name order starting after
 --               `after_tenant` (the poller's cursor) and wrapping round: a skip scan, one
 --               probe per tenant, read only as far as `tenants` needs.
---   tenants:    the first `batch` of them with something this claim may take: a ready
---               message of `topics`, of a topic without a limit or with room under the
---               tenant's max_running (topics.limited_per_tenant: what the tenant has leased
---               is counted here, in the statement, through outbox_leased).
---   candidates: per tenant and topic, its next ceil(batch / tenants) x weight ready
---               messages in turn order (turn_at = visible_at + its priority's wait), twice
---               that when it is more than one so its owners can take turns; limited topics
---               no more than its room; locked SKIP LOCKED.
+--   tenants:    the first `batch` of them with something this claim may take, with it
+--               (locked SKIP LOCKED): its first ready message of `topics` in turn order
+--               (turn_at = visible_at + its priority's wait), of a topic without a limit or
+--               with room under the tenant's max_running (topics.limited_per_tenant: what
+--               the tenant has leased is counted here, in the statement, via outbox_leased).
+--   more:       with fewer tenants than `batch`, each one's next messages up to its share,
+--               ceil(batch / tenants) x weight, per topic; limited ones up to its room.
 --   next:       round by round: each tenant's first message, then each one's second, ...
 --               (`weight` a round); within a tenant, its owners take turns among its
---               candidates. The first `batch`.
+--               share. The first `batch`.
 -- A message that is claimable while still leased_by someone was not handed back: that
 -- poller's lease ran out (killed, crashed, cut off), and the history records it.
 -- `topics` NULL: any topic; else only those (the poller prefetches fast topics only).
@@ -67,7 +66,8 @@ walk (tenant, wrapped, step) AS (
 tenants AS MATERIALIZED (
     -- Every subquery here has a LIMIT or OFFSET, so none is flattened into a join: per
     -- walked tenant, a few index probes, and the walk is read only as far as needed.
-    SELECT w.tenant, share.weight, share.room
+    SELECT w.tenant, share.weight, share.room, head.id AS head_id, head.owner_id AS head_owner,
+           head.turn_at AS head_turn, head.topic AS head_topic
     FROM walk w
     CROSS JOIN LATERAL (
         SELECT coalesce(l.weight, 1) AS weight,
@@ -82,36 +82,46 @@ tenants AS MATERIALIZED (
         FROM (SELECT) AS one
         LEFT JOIN exports.tenant_limits l ON l.tenant = w.tenant
         OFFSET 0) share
+    -- Its first claimable message: the first of each topic it may take, the earliest wins.
     CROSS JOIN LATERAL (
-        SELECT FROM topic_rules r
+        SELECT first.* FROM topic_rules r
         CROSS JOIN LATERAL (
-            SELECT FROM exports.outbox o
+            SELECT o.id, o.owner_id, o.turn_at, o.topic FROM exports.outbox o
             WHERE o.tenant = w.tenant AND o.topic = r.topic
+              AND (NOT r.limited OR share.room IS NULL OR share.room > 0)
               AND o.done_at IS NULL AND o.dead_at IS NULL AND o.visible_at <= now()
             ORDER BY o.turn_at, o.id
-            LIMIT 1) one_ready
-        WHERE NOT r.limited OR share.room IS NULL OR share.room > 0
-        LIMIT 1) ready
+            LIMIT 1
+            FOR UPDATE SKIP LOCKED) first
+        ORDER BY first.turn_at, first.id
+        LIMIT 1) head
     WHERE w.step > 0
     LIMIT %(batch)s),
-candidates AS MATERIALIZED (
-    SELECT o.id, o.tenant, o.owner_id, o.turn_at, t.weight
+more AS MATERIALIZED (
+    -- When tenants are fewer than `batch`: each one's share beyond its first message, per
+    -- topic, limited topics no more than its room.
+    SELECT o.id, t.tenant, o.owner_id, o.turn_at, t.weight
     FROM tenants t
     CROSS JOIN LATERAL (
         SELECT ceil(%(batch)s::numeric / (SELECT count(*) FROM tenants))::int * t.weight
-            AS n) fair
-    -- Twice its share, so its owners can take turns among them (one message: its first).
-    CROSS JOIN LATERAL (SELECT CASE WHEN fair.n > 1 THEN 2 * fair.n ELSE 1 END AS k) share
+            AS k) share
     CROSS JOIN topic_rules r
     CROSS JOIN LATERAL (
-        SELECT o.id, o.tenant, o.owner_id, o.turn_at
+        SELECT o.id, o.owner_id, o.turn_at
         FROM exports.outbox o
-        WHERE o.tenant = t.tenant AND o.topic = r.topic
+        WHERE share.k > 1
+          AND o.tenant = t.tenant AND o.topic = r.topic AND o.id <> t.head_id
           AND o.done_at IS NULL AND o.dead_at IS NULL AND o.visible_at <= now()
         ORDER BY o.turn_at, o.id
         LIMIT CASE WHEN r.limited AND t.room IS NOT NULL THEN greatest(0, least(share.k, t.room))
                    ELSE share.k END
+              - CASE WHEN r.topic = t.head_topic THEN 1 ELSE 0 END
         FOR UPDATE SKIP LOCKED) o),
+candidates AS (
+    SELECT head_id AS id, tenant, head_owner AS owner_id, head_turn AS turn_at, weight
+    FROM tenants
+    UNION ALL
+    SELECT * FROM more),
 by_owner AS (
     SELECT id, tenant, turn_at, weight,
            row_number() OVER (PARTITION BY tenant, owner_id ORDER BY turn_at, id) AS owner_turn

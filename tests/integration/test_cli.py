@@ -49,6 +49,48 @@ def test_stats_reports_queues_failures_and_jobs(run: Any, db: psycopg.Connection
     assert table.exit_code == 0 and "export.run" in table.output and "failed 1" in table.output
 
 
+def flood(db: psycopg.Connection, tenant: str, count: int) -> None:
+    """`count` ready export.run messages of `tenant` (rows: the claim never reads jobs)."""
+    db.execute(
+        "INSERT INTO exports.outbox (topic, tenant) SELECT 'export.run', %s"
+        " FROM generate_series(1, %s)",
+        (tenant, count),
+    )
+    db.commit()
+
+
+def test_stats_by_tenant_names_who_floods_the_queue(run: Any, db: psycopg.Connection) -> None:
+    flood(db, "noisy", 30)
+    flood(db, "calm", 2)
+    flood(db, "quiet", 1)
+
+    report = ok_json(run("stats", "--by-tenant", "2", "--json"))
+    table = run("stats", "--by-tenant")
+
+    assert [(t["tenant"], t["ready"]) for t in report["tenants"]] == [("noisy", 30), ("calm", 2)]
+    assert table.exit_code == 0 and "tenants by backlog" in table.output
+    assert "noisy" in table.output and "quiet" in table.output
+    assert "tenants" not in ok_json(run("stats", "--json"))  # only when asked
+
+
+def test_tenant_limit_slows_a_tenant_down_and_clears(run: Any, db: psycopg.Connection) -> None:
+    set_ = ok_json(run("tenant-limit", "noisy", "--max-running", "2", "--note", "INC-42", "--json"))
+    weight = ok_json(run("tenant-limit", "noisy", "--weight", "3", "--json"))
+    listed = ok_json(run("tenant-limit", "--json"))
+    cleared = run("tenant-limit", "noisy", "--clear")
+
+    assert [(r["max_running"], r["weight"], r["note"]) for r in set_["tenant_limits"]] == [
+        (2, 1, "INC-42")
+    ]
+    assert [(r["max_running"], r["weight"]) for r in weight["tenant_limits"]] == [(2, 3)]
+    assert [r["tenant"] for r in listed["tenant_limits"]] == ["noisy"]
+    assert cleared.exit_code == 0 and "back to the defaults" in cleared.output
+    assert db.execute("SELECT count(*) AS n FROM exports.tenant_limits").fetchone()["n"] == 0
+    assert run("tenant-limit", "noisy", "--clear").exit_code == 1  # nothing to clear
+    assert run("tenant-limit", "noisy").exit_code == 1  # nothing to set
+    assert run("tenant-limit", "noisy", "--weight", "0").exit_code == 2
+
+
 def test_list_filters_by_state_and_owner(run: Any, db: psycopg.Connection) -> None:
     failed = failed_job(db)
     queued_job(db)

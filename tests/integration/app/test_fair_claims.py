@@ -22,6 +22,7 @@ from app.tenancy import limits
 from tests.support.operations import REQUEST
 from tests.support.waiting import wait_until
 
+FAIR = ClaimPolicy()
 FIFO = ClaimPolicy(fifo=True)
 
 
@@ -40,7 +41,7 @@ def queue(
 
 
 def claim(
-    db: psycopg.Connection, batch: int, policy: ClaimPolicy = ClaimPolicy(), after: str = ""
+    db: psycopg.Connection, batch: int, policy: ClaimPolicy = FAIR, after: str = ""
 ) -> list[Message]:
     claimed = outbox.claim_batch(
         db, batch=batch, lease_seconds=30, worker="test", policy=policy, after_tenant=after
@@ -88,9 +89,9 @@ def test_within_a_tenant_owners_take_turns(db: psycopg.Connection) -> None:
     busy = queue(db, "t", 5, owner="busy")
     calm = queue(db, "t", 2, owner="calm")
 
-    claimed = [m.id for m in claim(db, 4)]
+    claimed = [m.id for m in claim(db, 7)]
 
-    assert claimed == [busy[0], calm[0], busy[1], calm[1]]
+    assert claimed == [busy[0], calm[0], busy[1], calm[1], busy[2], busy[3], busy[4]]
 
 
 def test_a_weight_of_two_gets_two_messages_a_round(db: psycopg.Connection) -> None:

@@ -68,6 +68,24 @@ def test_post_queues_job_and_outbox_message_together(
     assert messages == [{"topic": "export.run", "job_id": uuid.UUID(job["id"]), "attempts": 0}]
 
 
+def test_a_bulk_request_waits_behind_interactive_work_for_at_most_the_max_wait(
+    client: FlaskClient, db: psycopg.Connection
+) -> None:
+    bulk = client.post("/v1/exports", json=request_body(priority="bulk")).get_json()
+    plain = client.post("/v1/exports", json=request_body(params={})).get_json()
+    refused = client.post("/v1/exports", json=request_body(priority="scheduled"))
+
+    assert (bulk["priority"], plain["priority"]) == ("bulk", "interactive")
+    waits = {
+        row["job_id"]: (row["priority"], row["priority_wait_seconds"], row["tenant"])
+        for row in db.execute("SELECT * FROM exports.outbox").fetchall()
+    }
+    assert waits[uuid.UUID(bulk["id"])] == ("bulk", 600, "default")  # EXPORTS_PRIORITY_MAX_WAIT
+    assert waits[uuid.UUID(plain["id"])] == ("interactive", 0, "default")
+    assert refused.status_code == 422
+    assert [e["pointer"] for e in refused.get_json()["errors"]] == ["/priority"]
+
+
 def test_get_returns_the_job(client: FlaskClient) -> None:
     created = client.post("/v1/exports", json=request_body()).get_json()
 

@@ -108,3 +108,36 @@ def test_poller_counts_claims_outcomes_durations_and_exported_rows(
         what="the dead message in the queue gauges",
         interval=0.5,
     )
+
+
+def test_per_tenant_gauges_name_the_top_tenants_and_sum_the_rest_as_other(
+    client: FlaskClient, db: psycopg.Connection
+) -> None:
+    # 10,000 tenants with one ready message each, and three with a backlog.
+    db.execute(
+        "INSERT INTO exports.outbox (topic, tenant) SELECT 'export.run', 'tenant-' || i"
+        " FROM generate_series(1, 10000) i"
+    )
+    for tenant, backlog in (("noisy", 50), ("busy", 40), ("keen", 30)):
+        db.execute(
+            "INSERT INTO exports.outbox (topic, tenant) SELECT 'export.run', %s"
+            " FROM generate_series(1, %s)",
+            (tenant, backlog),
+        )
+    db.commit()
+
+    samples = scrape(client)
+
+    tenants = {
+        dict(labels)["tenant"]
+        for name, labels in samples
+        if name == "exports_tenant_messages"
+    }
+    assert len(tenants) == 11 and {"noisy", "busy", "keen", "other"} <= tenants  # top 10 + 1
+    named = sum(
+        value(samples, "exports_tenant_messages", tenant=t, state="ready")
+        for t in tenants - {"other"}
+    )
+    other = value(samples, "exports_tenant_messages", tenant="other", state="ready")
+    assert named == 50 + 40 + 30 + 7 and other == 10_000 - 7
+    assert ("exports_tenant_oldest_ready_seconds", frozenset({("tenant", "noisy")})) in samples

@@ -1,0 +1,100 @@
+"""Fairness with real pollers, real exports and PostgreSQL: another tenant's export starts
+before a backlog drains, and max_running holds over several pollers. What happened is read
+from the jobs' started_at and finished_at, which the export handler itself writes (start of
+the run, and the transaction that ends it and its lease)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Callable
+
+import psycopg
+import pytest
+
+from app.exports import jobs
+from app.exports.demo import seed_demo_orders
+from app.platform.settings import Settings
+from poller.core.dispatch import Poller
+from tests.support.exports import all_settled
+from tests.support.waiting import wait_until
+
+DEMO = jobs.ExportRequest("user-1", "demo_orders", {}, "csv", None)
+
+
+def request(db: psycopg.Connection, tenant: str, count: int, export: jobs.ExportRequest) -> None:
+    for _ in range(count):
+        jobs.request_export(db, tenant, export, idempotency_key=None, max_attempts=3)
+    db.commit()
+
+
+def started_order(db: psycopg.Connection) -> list[str]:
+    """The tenants of the jobs in the order they started."""
+    rows = db.execute("SELECT tenant FROM exports.jobs ORDER BY started_at, id").fetchall()
+    return [row["tenant"] for row in rows]
+
+
+def wait_for_all(db: psycopg.Connection, timeout: float = 60) -> None:
+    def done() -> bool:
+        db.commit()
+        return all_settled(db)
+
+    wait_until(done, timeout=timeout, what="every export to finish")
+    states = db.execute("SELECT DISTINCT state FROM exports.jobs").fetchall()
+    assert [row["state"] for row in states] == ["succeeded"]
+
+
+@pytest.mark.parametrize(("order", "waited_behind"), [("fair", 1), ("fifo", 20)])
+def test_another_tenants_export_starts_before_a_backlog_drains(
+    db: psycopg.Connection,
+    settings: Settings,
+    start_poller: Callable[..., Poller],
+    order: str,
+    waited_behind: int,
+) -> None:
+    seed_demo_orders(db, 30)
+    request(db, "flood", 20, DEMO)
+    request(db, "quiet", 1, DEMO)
+
+    start_poller(claim_order=order, poller_threads=1)
+    wait_for_all(db)
+
+    # Fair: one of flood's exports, then quiet's. First in, first out: all of flood's first.
+    assert started_order(db).index("quiet") == waited_behind
+
+
+def overlaps(intervals: list[tuple[dt.datetime, dt.datetime]]) -> int:
+    """The most intervals open at one instant."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
+    most = open_now = 0
+    for _, step in events:  # at equal instants an end (-1) sorts before a start (+1)
+        open_now += step
+        most = max(most, open_now)
+    return most
+
+
+@pytest.mark.parametrize(("max_running", "expected"), [(2, 2), (0, 6)])
+def test_max_running_holds_over_three_pollers(
+    db: psycopg.Connection,
+    settings: Settings,
+    start_poller: Callable[..., Poller],
+    max_running: int,
+    expected: int,
+) -> None:
+    seed_demo_orders(db, 9)  # 3 rows for user-1: each export sleeps 3 x pause
+    slow = dataclasses.replace(DEMO, kind="slow_orders", params={"pause": 0.1})
+    request(db, "busy", 8, slow)
+    request(db, "other", 2, DEMO)
+
+    for _ in range(3):  # 6 handler threads between them
+        start_poller(max_running_per_tenant=max_running, poller_threads=2)
+    wait_for_all(db)
+
+    rows = db.execute(
+        "SELECT tenant, started_at, finished_at FROM exports.jobs ORDER BY started_at"
+    ).fetchall()
+    busy = [(r["started_at"], r["finished_at"]) for r in rows if r["tenant"] == "busy"]
+    assert overlaps(busy) == expected  # never more than the limit, and the limit is used
+    # The limited tenant did not hold the other one up: it started before busy's last.
+    other_start = min(r["started_at"] for r in rows if r["tenant"] == "other")
+    assert other_start < max(start for start, _ in busy)
