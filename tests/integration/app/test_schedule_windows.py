@@ -236,6 +236,7 @@ def test_run_now_queues_a_job_whose_window_ends_now_and_honours_a_key(
     assert other.get_json()["id"] != first.get_json()["id"]
     job = first.get_json()
     assert job["schedule_id"] == schedule["id"] and job["timezone"] == "Europe/Berlin"
+    assert job["priority"] == "interactive"  # someone is waiting for it
     start = dt.datetime.fromisoformat(job["window"]["start"])
     end = dt.datetime.fromisoformat(job["window"]["end"])
     assert abs(end - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)

@@ -88,9 +88,14 @@ def test_a_due_slot_fires_once_with_its_job_and_export_message(
     assert (job["owner_id"], job["kind"], job["format"]) == ("user-1", "demo_orders", "csv")
     assert job["idempotency_key"] == f"schedule:{schedule_id}:2024-06-01T08:00:00+00:00"
     messages = db.execute(
-        "SELECT topic FROM exports.outbox WHERE job_id = %s", (job["id"],)
+        "SELECT topic, priority, priority_wait_seconds FROM exports.outbox WHERE job_id = %s",
+        (job["id"],),
     ).fetchall()
-    assert messages == [{"topic": "export.run"}]
+    # A slot's export gives way to people waiting for theirs (for at most 5 of the 10 min).
+    assert job["priority"] == "scheduled"
+    assert messages == [
+        {"topic": "export.run", "priority": "scheduled", "priority_wait_seconds": 300}
+    ]
     row = schedule_row(db, schedule_id)
     assert (row["next_run_at"], row["last_run_at"], row["last_job_id"]) == (
         at(2, 8),
