@@ -223,7 +223,7 @@ def pickup_latencies(settings: Settings, samples: int) -> list[float]:
             )
             conn.commit()
             committed = time.time()
-            job_id, started = host.readline(10).split()
+            job_id, started, _ = host.readline(10).split()
             if job_id != str(job.id):
                 raise RuntimeError(f"expected job {job.id}, the handler started {job_id}")
             if i >= 5:

@@ -5,7 +5,9 @@
 
     --noop          export.run gets a handler that does nothing and leaves completion to
                     the poller (Settled.BY_POLLER): what is left is the dispatch path itself
-    --record        ... and it prints "<job_id> <unix time>" to stdout when it starts
+    --record        ... and it prints "<job_id> <unix time> <message id>" to stdout when it
+                    starts
+    --work SECONDS  ... after working (sleeping) this long, like a short export
     --null-storage  exports are streamed as usual but the bytes go nowhere (no upload)
 
 SIGTERM stops it gracefully, as exports-poller does. Prints "ready" on stdout once the
@@ -35,19 +37,23 @@ READ_SIZE = 16 * 1024 * 1024  # what S3's multipart upload asks for: one part at
 class NoopHandler:
     """Does no work; the poller completes the message (batched, fenced)."""
 
-    def __init__(self, record: bool) -> None:
+    def __init__(self, record: bool, work: float = 0.0) -> None:
         self.record = record
+        self.work = work
         self._lock = threading.Lock()
 
     def handle(self, lease: Lease) -> Settled:
-        """Optionally print when it started; then nothing."""
-        if self.record:
-            import time
+        """Optionally print when it started; then nothing (or `work` seconds of sleep)."""
+        import time
 
-            line = f"{lease.message.job_id} {time.time():.6f}\n"
+        if self.record:
+            message = lease.message
+            line = f"{message.job_id} {time.time():.6f} {message.id}\n"
             with self._lock:
                 sys.stdout.write(line)
                 sys.stdout.flush()
+        if self.work:
+            time.sleep(self.work)  # the stand-in for an export's work
         return Settled.BY_POLLER
 
     def retry(self, conn: Any, message: Any, error: str, delay: float) -> None:
@@ -101,6 +107,7 @@ def main() -> None:
     parser.add_argument("--noop", action="store_true")
     parser.add_argument("--record", action="store_true")
     parser.add_argument("--null-storage", action="store_true")
+    parser.add_argument("--work", type=float, default=0.0)
     args = parser.parse_args()
     import logging
 
@@ -110,7 +117,7 @@ def main() -> None:
     poller = built.poller
     handlers = dict(poller.handlers)
     if args.noop or args.record:
-        handlers[EXPORT_RUN] = NoopHandler(record=args.record)
+        handlers[EXPORT_RUN] = NoopHandler(record=args.record, work=args.work)
     if args.null_storage:
         handlers[EXPORT_RUN].services.storage = NullStorage()
     poller.handlers = handlers

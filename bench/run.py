@@ -24,9 +24,12 @@ import _common as c
 import dispatch
 import enqueue
 import export_stream
+import noisy_neighbour
 import psycopg
 
-SECTIONS = ("dispatch", "pickup", "enqueue", "http", "export", "schedules", "webhooks")
+SECTIONS = (
+    "dispatch", "pickup", "fairness", "enqueue", "http", "export", "schedules", "webhooks",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -37,10 +40,13 @@ class Sizes:
     enqueue_seconds: float
     http_seconds: float
     export_rows: tuple[int, ...]
+    backlog: int  # the noisy neighbour's
+    fair_samples: int
+    fifo_samples: int  # each one waits for the whole backlog
 
 
-FULL = Sizes(20_000, 2_000, 200, 5.0, 30.0, (1_000_000, 5_000_000))
-QUICK = Sizes(3_000, 300, 50, 2.0, 5.0, (100_000, 300_000))
+FULL = Sizes(20_000, 2_000, 200, 5.0, 30.0, (1_000_000, 5_000_000), 5_000, 50, 1)
+QUICK = Sizes(3_000, 300, 50, 2.0, 5.0, (100_000, 300_000), 500, 10, 1)
 
 
 @dataclass
@@ -182,6 +188,25 @@ def bench_pickup(settings, sizes: Sizes, runs: int) -> list[Result]:
                higher_is_better=False),
         Result(name, "commit -> handler start p99", p99, "ms", "<= 10 ms",
                f"poll interval {settings.poll_interval:g} s (without NOTIFY)",
+               higher_is_better=False),
+    ]  # fmt: skip
+
+
+def bench_fairness(settings, sizes: Sizes) -> list[Result]:
+    """Once, not per run: a FIFO sample lasts backlog x 100 ms / 4 threads."""
+    fair = noisy_neighbour.b_waits(settings, "fair", sizes.fair_samples, sizes.backlog)
+    fifo = noisy_neighbour.b_waits(settings, "fifo", sizes.fifo_samples, sizes.backlog)
+    p50, p99 = c.percentile(fair, 50) * 1000, c.percentile(fair, 99) * 1000
+    fifo_ms = [w * 1000 for w in fifo]
+    print(f"  B's wait: fair p50 {p50:.0f} p99 {p99:.0f} ms, fifo {fifo_ms} ms", file=sys.stderr)
+    work = noisy_neighbour.WORK_SECONDS * 1000
+    name = (f"7. noisy neighbour: B's 1 export after A's {sizes.backlog:,} of {work:.0f} ms "
+            f"({sizes.fair_samples} samples)")  # fmt: skip
+    return [
+        Result(name, "B's wait, commit -> start p50", [p50], "ms", "",
+               "the same, FIFO claims", fifo_ms, higher_is_better=False),
+        Result(name, "B's wait, commit -> start p99", [p99], "ms",
+               f"<= {2 * work:.0f} ms (2 exports)", "the same, FIFO claims", fifo_ms,
                higher_is_better=False),
     ]  # fmt: skip
 
@@ -371,6 +396,9 @@ def main() -> None:
         if "pickup" in only:
             print("2. pickup latency", file=sys.stderr)
             results += bench_pickup(settings, sizes, args.runs)
+        if "fairness" in only:
+            print("7. noisy neighbour", file=sys.stderr)
+            results += bench_fairness(settings, sizes)
         if "enqueue" in only:
             print("3. enqueue", file=sys.stderr)
             results += bench_enqueue(url, sizes, args.runs)
