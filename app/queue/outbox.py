@@ -86,7 +86,7 @@ class ClaimPolicy:
     # EXPORTS_MAX_RUNNING_PER_TENANT: the default of exports.tenant_limits.max_running.
     max_running_per_tenant: int = 0
 
-    def statements(
+    def claim_query(
         self, batch: int, topics: list[str] | None, *, after_tenant: str
     ) -> tuple[str, dict[str, Any]]:
         """The claim query and its parameters, less the lease's."""
@@ -111,9 +111,10 @@ def claim_batch(
     after_tenant: str = "",
 ) -> list[Message]:
     """Lease up to `batch` ready messages (of `topics` only, if given) to `worker`, the
-    tenants taken round-robin from the one after `after_tenant`.
+    tenants taken in turn from the one below `after_tenant` (claim_fair's walk).
 
-    Commit right after: the lease holds, not the transaction.
+    Commit right after (an autocommit connection commits by itself): the lease holds, not
+    the transaction.
     """
     # The limits' lock must last until the claim commits: one transaction, even in autocommit.
     with conn.transaction() if conn.autocommit else contextlib.nullcontext():
@@ -159,7 +160,7 @@ def complete_and_claim(
             completing.execute(QUERIES["complete_messages"], fence_tokens(done))
         claiming = []
         for batch, topics in claims:
-            query, params = policy.statements(batch, topics, after_tenant=after_tenant)
+            query, params = policy.claim_query(batch, topics, after_tenant=after_tenant)
             # Plain tuples, not dict_row: the claims return Message's fields in order.
             cur = conn.cursor(row_factory=tuple_row)
             cur.execute(query, {**params, **lease})
@@ -172,13 +173,16 @@ def complete_and_claim(
 
 
 def next_tenant_cursor(after_tenant: str, claimed: list[Message]) -> str:
-    """Where the next claim's walk over tenants starts: after the claimed tenant furthest
-    along the rotation that began after `after_tenant` (unchanged when nothing was claimed).
+    """Where the next claim's walk over tenants starts: past the claimed tenant furthest
+    along the rotation that began at `after_tenant` (unchanged when nothing was claimed).
     """
     if not claimed:
         return after_tenant
-    # Rotation order from the cursor: tenants after it first, then from the start again.
-    return max((m.tenant for m in claimed), key=lambda t: (t <= after_tenant, t))
+    # The walk goes down by name: first the tenants below the cursor, then round from the
+    # top to the cursor itself (all of them when the cursor is '', the start).
+    tenants = {m.tenant for m in claimed}
+    second_lap = [t for t in tenants if t >= after_tenant]
+    return min(second_lap or tenants)
 
 
 def fence_tokens(messages: list[Message]) -> dict[str, list[int]]:

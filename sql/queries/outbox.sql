@@ -27,9 +27,9 @@ WHERE %(max_running)s > 0 OR EXISTS (SELECT FROM exports.tenant_limits WHERE max
 -- round-robin across tenants (docs/decisions.md, "Fair claiming"). Short transaction; the
 -- work happens outside it. Every step is index probes on outbox_tenant_turn (tenant, topic,
 -- turn_at, id), a few per tenant looked at, never a scan of a tenant's backlog:
---   walk:       tenants with unfinished messages, in name order starting after
---               `after_tenant` (the poller's cursor) and wrapping round: a skip scan, one
---               probe per tenant, read only as far as `tenants` needs.
+--   walk:       tenants with unfinished messages, in descending name order starting
+--               below `after_tenant` (the poller's cursor, '' at first) and wrapping round:
+--               a skip scan, one probe per tenant, read only as far as `tenants` needs.
 --   tenants:    the first `batch` of them with something this claim may take, with it
 --               (locked SKIP LOCKED): its first ready message of `topics` in turn order
 --               (turn_at = visible_at + its priority's wait), of a topic without a limit or
@@ -49,20 +49,22 @@ topic_rules AS MATERIALIZED (
     SELECT topic, limited_per_tenant AS limited FROM exports.topics
     WHERE %(topics)s::text[] IS NULL OR topic = ANY (%(topics)s::text[])),
 walk (tenant, wrapped, step) AS (
+    -- Downwards: a probe lands at the end of a tenant's range, among its newest entries,
+    -- not at the start where the entries its claimed messages left behind wait for vacuum.
     SELECT %(after_tenant)s::text, false, 0
   UNION ALL
     SELECT n.tenant, n.wrapped, w.step + 1
     FROM walk w
     CROSS JOIN LATERAL (
-        SELECT min(o.tenant) AS tenant FROM exports.outbox o
-        WHERE o.done_at IS NULL AND o.dead_at IS NULL AND o.tenant > w.tenant) later
+        SELECT max(o.tenant) AS tenant FROM exports.outbox o
+        WHERE o.done_at IS NULL AND o.dead_at IS NULL AND o.tenant < w.tenant) later
     CROSS JOIN LATERAL (
         SELECT CASE WHEN later.tenant IS NOT NULL THEN later.tenant
                     WHEN NOT w.wrapped THEN (
-                        SELECT min(o.tenant) FROM exports.outbox o
+                        SELECT max(o.tenant) FROM exports.outbox o
                         WHERE o.done_at IS NULL AND o.dead_at IS NULL) END AS tenant,
                w.wrapped OR later.tenant IS NULL AS wrapped) n
-    WHERE n.tenant IS NOT NULL AND NOT (n.wrapped AND n.tenant > %(after_tenant)s)),
+    WHERE n.tenant IS NOT NULL AND NOT (n.wrapped AND n.tenant < %(after_tenant)s)),
 tenants AS MATERIALIZED (
     -- Every subquery here has a LIMIT or OFFSET, so none is flattened into a join: per
     -- walked tenant, a few index probes, and the walk is read only as far as needed.
@@ -110,7 +112,11 @@ more AS MATERIALIZED (
         SELECT o.id, o.owner_id, o.turn_at
         FROM exports.outbox o
         WHERE share.k > 1
-          AND o.tenant = t.tenant AND o.topic = r.topic AND o.id <> t.head_id
+          AND o.tenant = t.tenant AND o.topic = r.topic
+          -- In the head's topic, start after the head: what lies before it is not ready.
+          AND (o.turn_at, o.id) > (
+              CASE WHEN r.topic = t.head_topic THEN t.head_turn ELSE '-infinity' END,
+              CASE WHEN r.topic = t.head_topic THEN t.head_id ELSE 0 END)
           AND o.done_at IS NULL AND o.dead_at IS NULL AND o.visible_at <= now()
         ORDER BY o.turn_at, o.id
         LIMIT CASE WHEN r.limited AND t.room IS NOT NULL THEN greatest(0, least(share.k, t.room))

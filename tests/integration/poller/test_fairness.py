@@ -44,13 +44,13 @@ def wait_for_all(db: psycopg.Connection, timeout: float = 60) -> None:
     assert [row["state"] for row in states] == ["succeeded"]
 
 
-@pytest.mark.parametrize(("order", "waited_behind"), [("fair", 1), ("fifo", 20)])
+@pytest.mark.parametrize(("order", "most_started_before"), [("fair", 1), ("fifo", 20)])
 def test_another_tenants_export_starts_before_a_backlog_drains(
     db: psycopg.Connection,
     settings: Settings,
     start_poller: Callable[..., Poller],
     order: str,
-    waited_behind: int,
+    most_started_before: int,
 ) -> None:
     seed_demo_orders(db, 30)
     request(db, "flood", 20, DEMO)
@@ -59,8 +59,12 @@ def test_another_tenants_export_starts_before_a_backlog_drains(
     start_poller(claim_order=order, poller_threads=1)
     wait_for_all(db)
 
-    # Fair: one of flood's exports, then quiet's. First in, first out: all of flood's first.
-    assert started_order(db).index("quiet") == waited_behind
+    # Fair: quiet's export is in the first round (before or after one of flood's). First
+    # in, first out: all of flood's go first.
+    started_before = started_order(db).index("quiet")
+    assert started_before <= most_started_before
+    if order == "fifo":
+        assert started_before == 20
 
 
 def overlaps(intervals: list[tuple[dt.datetime, dt.datetime]]) -> int:
