@@ -36,7 +36,11 @@ class LinkSigner:
 
     def link_for(self, job_id: uuid.UUID) -> str:
         """The public download URL for a job's file."""
-        return f"{self._public_url}/d/{self._serializer.dumps(str(job_id))}"
+        return self.url_of(self._serializer.dumps(str(job_id)))
+
+    def url_of(self, token: str) -> str:
+        """The public download URL a token makes."""
+        return f"{self._public_url}/d/{token}"
 
     def job_id_from(self, token: str) -> uuid.UUID:
         """The job a token names; LinkExpired or LinkInvalid if it can't be honoured."""

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, jsonify, redirect, request, send_file
 
 from app.exports import jobs
 from app.exports.formats import zone
-from app.exports.links import LinkExpired, LinkInvalid, LinkSigner
+from app.exports.links import LinkExpired, LinkInvalid
 from app.http.problems import Problem
 from app.http.render import timestamp
 from app.platform.services import current_services
@@ -34,7 +34,7 @@ def download(token: str) -> Response:
     parts = job.parts
     if len(parts) == 1:
         return _hand_out(job, parts[0].key, download_filename(job))
-    return _parts_page(job)
+    return _parts_page(job, current_services().links.url_of(token))
 
 
 @bp.get("/d/<token>/<int:part>")
@@ -72,9 +72,8 @@ def download_filename(job: jobs.Job, part: int | None = None) -> str:
     return f"{stem}.{job.format}"
 
 
-def parts_listing(job: jobs.Job, links: LinkSigner) -> dict[str, Any]:
-    """The parts of a succeeded job with a link each (the JSON page, the email)."""
-    link = links.link_for(job.id)
+def parts_listing(job: jobs.Job, link: str) -> dict[str, Any]:
+    """The parts of a succeeded job with a link each under `link`, its download URL."""
     return {
         "job_id": str(job.id),
         "kind": job.kind,
@@ -136,8 +135,10 @@ def _hand_out(job: jobs.Job, key: str, filename: str, content_type: str | None =
     )
 
 
-def _parts_page(job: jobs.Job) -> Response:
-    listing = parts_listing(job, current_services().links)
+def _parts_page(job: jobs.Job, link: str) -> Response:
+    # The parts' links extend the one the visitor came with: no new token per visit (one
+    # made in another second would differ), and they expire with it.
+    listing = parts_listing(job, link)
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     if best != "text/html" or not request.accept_mimetypes.accept_html:
         response = jsonify(listing)

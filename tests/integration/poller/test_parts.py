@@ -90,6 +90,8 @@ def test_a_csv_gz_export_in_parts_is_whole_files_a_manifest_and_a_link_each(
     assert [p["sha256"] for p in listed["parts"]] == [p["sha256"] for p in parts]
     page = client.get(link, headers={"Accept": "text/html"}).get_data(as_text=True)
     for number, part in enumerate(listed["parts"], start=1):
+        # Under the link the visitor came with: no new token per visit.
+        assert part["url"] == f"http://exports.test{link}/{number}"
         assert part["url"].removeprefix("http://exports.test") in page
         got = client.get(part["url"].removeprefix("http://exports.test"))
         assert got.status_code == 200
