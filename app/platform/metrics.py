@@ -1,6 +1,6 @@
 """Prometheus metrics both processes serve: the queue as the database sees it.
 
-Queue gauges are read from the outbox at scrape time (one query over the partial indexes,
+Queue gauges are read from the outbox at scrape time (a few queries over the partial indexes,
 cached QUEUE_CACHE_SECONDS per process), so every API worker and poller reports the same
 truth: aggregate them with max, not sum. Each process defines its own series where they
 are counted (app/http/observability.py for requests, poller/metrics.py for the poller's
@@ -39,7 +39,7 @@ TOP_TENANTS = 10
 
 
 class QueueCollector(Collector):
-    """Gauges of the outbox from one cached query (queue_metrics) per pool."""
+    """Gauges of the outbox (per topic, per top tenant) from cached queries, one cache per pool."""
 
     def __init__(
         self,
