@@ -429,7 +429,7 @@ CREATE TABLE exports.outbox (
     last_error text,
     errors jsonb DEFAULT '[]'::jsonb NOT NULL,
     claimed_at timestamp with time zone,
-    tenant text NOT NULL,
+    tenant text NOT NULL COLLATE pg_catalog."C",
     owner_id text,
     priority text DEFAULT 'interactive'::text NOT NULL,
     priority_wait_seconds integer DEFAULT 0 NOT NULL,
@@ -1762,7 +1762,7 @@ COMMENT ON COLUMN exports.stuck.why IS 'The first reason that applies.';
 --
 
 CREATE TABLE exports.tenant_limits (
-    tenant text NOT NULL,
+    tenant text NOT NULL COLLATE pg_catalog."C",
     max_running integer,
     weight integer DEFAULT 1 NOT NULL,
     note text,

@@ -29,8 +29,12 @@ COMMENT ON COLUMN exports.jobs.priority IS
     'interactive (API requests), scheduled (fired by a schedule) or bulk (asked for by the '
     'request, for backfills): the order within the tenant''s line, with aging.';
 
+-- COLLATE "C" (byte order): the claim's walk compares tenant names in the database and the
+-- poller's cursor compares them in Python; under a linguistic collation (en_US: 'ab' <
+-- 'a-c', but 'a-c' < 'ab' by bytes) the two orders would disagree and the rotation skip
+-- or repeat tenants.
 ALTER TABLE exports.outbox
-    ADD COLUMN tenant text NOT NULL DEFAULT 'default',
+    ADD COLUMN tenant text COLLATE "C" NOT NULL DEFAULT 'default',
     ADD COLUMN owner_id text,
     ADD COLUMN priority text NOT NULL DEFAULT 'interactive'
         CONSTRAINT outbox_priority_check CHECK (priority IN ('interactive', 'scheduled', 'bulk')),
@@ -81,7 +85,7 @@ COMMENT ON COLUMN exports.topics.limited_per_tenant IS
     'EXPORTS_MAX_RUNNING_PER_TENANT): true for export.run only.';
 
 CREATE TABLE exports.tenant_limits (
-    tenant text PRIMARY KEY,
+    tenant text COLLATE "C" PRIMARY KEY,  -- as exports.outbox.tenant, which it is joined to
     max_running integer CONSTRAINT tenant_limits_max_running_check CHECK (max_running >= 0),
     weight integer NOT NULL DEFAULT 1
         CONSTRAINT tenant_limits_weight_check CHECK (weight BETWEEN 1 AND 100),

@@ -51,7 +51,7 @@ topic_rules AS MATERIALIZED (
 walk (tenant, wrapped, step) AS (
     -- Downwards: a probe lands at the end of a tenant's range, among its newest entries,
     -- not at the start where the entries its claimed messages left behind wait for vacuum.
-    SELECT %(after_tenant)s::text, false, 0
+    SELECT %(after_tenant)s::text COLLATE "C", false, 0
   UNION ALL
     SELECT n.tenant, n.wrapped, w.step + 1
     FROM walk w

@@ -85,6 +85,31 @@ def test_claims_of_one_message_rotate_through_the_tenants(db: psycopg.Connection
     assert order == ["c", "b", "a", "c", "b", "a", "c"]  # down by name, round and round
 
 
+def test_tenants_rotate_in_byte_order_whatever_the_database_collation(
+    db: psycopg.Connection,
+) -> None:
+    # The walk compares names in SQL and the poller's cursor in Python: under a linguistic
+    # collation (en_US: 'ab' < 'a-c', bytes: 'a-c' < 'ab') they would disagree, and the
+    # rotation skip or repeat tenants. The columns are COLLATE "C" whatever the database's.
+    collations = db.execute(
+        "SELECT c.collname FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation"
+        " WHERE a.attname = 'tenant'"
+        "   AND a.attrelid IN ('exports.outbox'::regclass, 'exports.tenant_limits'::regclass)"
+    ).fetchall()
+    assert [row["collname"] for row in collations] == ["C", "C"]
+    names = ["ab", "a-c", "B", "a.b", "a_b"]  # what API tenants may be called
+    for tenant in names:
+        queue(db, tenant, 2)
+
+    cursor, order = "", []
+    for _ in range(2 * len(names)):
+        claimed = claim(db, 1, after=cursor)
+        cursor = outbox.next_tenant_cursor(cursor, claimed)
+        order += [m.tenant for m in claimed]
+
+    assert order == sorted(names, reverse=True) * 2
+
+
 def test_within_a_tenant_owners_take_turns(db: psycopg.Connection) -> None:
     busy = queue(db, "t", 5, owner="busy")
     calm = queue(db, "t", 2, owner="calm")
