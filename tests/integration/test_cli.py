@@ -89,6 +89,7 @@ def test_tenant_limit_slows_a_tenant_down_and_clears(run: Any, db: psycopg.Conne
     assert run("tenant-limit", "noisy", "--clear").exit_code == 1  # nothing to clear
     assert run("tenant-limit", "noisy").exit_code == 1  # nothing to set
     assert run("tenant-limit", "noisy", "--weight", "0").exit_code == 2
+    assert run("tenant-limit", "--max-running", "1").exit_code == 1  # whose?
 
 
 def test_list_filters_by_state_and_owner(run: Any, db: psycopg.Connection) -> None:

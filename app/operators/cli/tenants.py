@@ -34,6 +34,9 @@ def tenant_limit(
 ) -> None:
     """Set, clear or (without TENANT) list per-tenant limits; pollers apply them at their
     next claim."""
+    changes = max_running is not None or weight is not None or note is not None or clear
+    if tenant is None and changes:
+        fail("name the tenant to change (without one, the limits are listed)", as_json)
     with connect() as conn:
         if tenant is None:
             rows = limits.all_limits(conn)
@@ -42,7 +45,7 @@ def tenant_limit(
                 fail(f"tenant {tenant} has no override", as_json, tenant=tenant)
             rows = []
         else:
-            if max_running is None and weight is None and note is None:
+            if not changes:
                 fail("give --max-running, --weight, --note or --clear", as_json)
             rows = [
                 limits.set_limit(
