@@ -429,7 +429,7 @@ CREATE TABLE exports.outbox (
     last_error text,
     errors jsonb DEFAULT '[]'::jsonb NOT NULL,
     claimed_at timestamp with time zone,
-    tenant text NOT NULL COLLATE pg_catalog."C",
+    tenant text DEFAULT 'default'::text NOT NULL COLLATE pg_catalog."C",
     owner_id text,
     priority text DEFAULT 'interactive'::text NOT NULL,
     priority_wait_seconds integer DEFAULT 0 NOT NULL,
@@ -510,7 +510,7 @@ COMMENT ON COLUMN exports.outbox.claimed_at IS 'When the current (or last) attem
 -- Name: COLUMN outbox.tenant; Type: COMMENT; Schema: exports; Owner: -
 --
 
-COMMENT ON COLUMN exports.outbox.tenant IS 'The tenant whose work this is (its job''s, or its webhook endpoint''s): claims take ready messages round-robin across tenants.';
+COMMENT ON COLUMN exports.outbox.tenant IS 'The tenant whose work this is (its job''s, or its webhook endpoint''s): claims take ready messages round-robin across tenants. Byte order (COLLATE "C").';
 
 
 --

@@ -49,13 +49,13 @@ UPDATE exports.outbox o SET tenant = e.tenant
 FROM exports.webhook_deliveries d JOIN exports.webhook_endpoints e ON e.id = d.endpoint_id
 WHERE o.job_id IS NULL AND o.topic = 'webhook.deliver'
   AND d.id = (o.payload ->> 'delivery_id')::bigint;
--- Every insert names its tenant from now on: a forgotten one fails instead of landing in
--- 'default'.
-ALTER TABLE exports.outbox ALTER COLUMN tenant DROP DEFAULT;
+-- The default stays for the previous release's API and pollers, which insert messages
+-- without a tenant until the deploy has replaced them (deploy/README.md: each migration
+-- must allow that); this code always names it. A later migration can drop it.
 
 COMMENT ON COLUMN exports.outbox.tenant IS
     'The tenant whose work this is (its job''s, or its webhook endpoint''s): claims take ready '
-    'messages round-robin across tenants.';
+    'messages round-robin across tenants. Byte order (COLLATE "C").';
 COMMENT ON COLUMN exports.outbox.owner_id IS
     'Its job''s owner (NULL without a job): within a tenant, claims alternate between owners.';
 COMMENT ON COLUMN exports.outbox.priority IS 'Its job''s priority (interactive without a job).';

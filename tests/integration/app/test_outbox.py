@@ -113,3 +113,14 @@ def test_heartbeat_racing_a_finish_keeps_it_held_but_a_kill_by_hand_is_lost(
     held = outbox.extend_leases(db, [finished, killed, running], lease_seconds=30)
 
     assert held == {finished.id, running.id}
+
+
+def test_the_previous_releases_insert_without_a_tenant_still_works(db: psycopg.Connection) -> None:
+    # During a deploy the old API and pollers run against the new schema (deploy/README.md):
+    # their insert_message names no tenant.
+    row = db.execute(
+        "INSERT INTO exports.outbox (topic, job_id, payload, max_attempts)"
+        " VALUES ('export.notify', NULL, '{}', 5) RETURNING tenant, turn_at = visible_at AS now"
+    ).fetchone()
+
+    assert row == {"tenant": "default", "now": True}
