@@ -263,7 +263,7 @@ def request_export(
     max_active: int = 0,
     dedupe_seconds: float = 0,
     schedule_id: uuid.UUID | None = None,
-    priority_max_wait: int = 600,
+    priority_max_wait: int = priorities.DEFAULT_MAX_WAIT,
 ) -> tuple[Job, bool]:
     """Insert the job and its export.run message together; (job, created).
 

@@ -16,6 +16,8 @@ BULK = "bulk"
 PRIORITIES = (INTERACTIVE, SCHEDULED, BULK)
 # What a request may ask for; "scheduled" is the service's to give.
 REQUESTABLE = (INTERACTIVE, BULK)
+# EXPORTS_PRIORITY_MAX_WAIT's default: seconds a bulk export waits behind newer interactive ones.
+DEFAULT_MAX_WAIT = 600
 
 
 def wait_seconds(priority: str, max_wait: int) -> int:

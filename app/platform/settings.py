@@ -186,7 +186,7 @@ class Settings:
     # limit); exports.tenant_limits overrides it per tenant.
     max_running_per_tenant: int = 0
     # Seconds a bulk export waits at most behind newer interactive ones (scheduled: half).
-    priority_max_wait: int = 600
+    priority_max_wait: int = 600  # priorities.DEFAULT_MAX_WAIT (platform imports no domain)
     # Per-tenant queue metrics name this many tenants (by backlog); the rest are "other".
     metrics_top_tenants: int = 10
 

@@ -379,7 +379,7 @@ def fire_due_schedules(
     *,
     max_attempts: int,
     max_active: int = 0,
-    priority_max_wait: int = 600,
+    priority_max_wait: int = priorities.DEFAULT_MAX_WAIT,
 ) -> list[Fired]:
     """Queue one export per due schedule (at most `limit`) and move each to its first slot
     after `now`. A slot whose owner has `max_active` exports queued or running already

@@ -13,6 +13,7 @@ import logging
 
 import psycopg_pool
 
+from app.exports import priorities
 from app.platform.lifecycle import ListeningService
 from app.schedules import store
 from poller import metrics
@@ -46,7 +47,7 @@ class Scheduler(ListeningService):
         database_url: str,
         max_attempts: int,
         max_active: int = 0,
-        priority_max_wait: int = 600,
+        priority_max_wait: int = priorities.DEFAULT_MAX_WAIT,
         batch: int = FIRE_BATCH,
         max_sleep: float = MAX_SLEEP_SECONDS,
     ) -> None:

@@ -6,6 +6,7 @@ the domain's part is under test (priorities through request_export).
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -215,7 +216,7 @@ def request(db: psycopg.Connection, priority: str, max_wait: int = 600) -> jobs.
     job, _ = jobs.request_export(
         db,
         "default",
-        REQUEST.__class__(**{**REQUEST.__dict__, "priority": priority}),
+        dataclasses.replace(REQUEST, priority=priority),
         idempotency_key=None,
         max_attempts=5,
         priority_max_wait=max_wait,

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from app.exports import priorities
 from app.platform.settings import PROJECT_ROOT, ConfigError, Settings
 
 FERNET_KEY = "jdTo7UmWLz9AuJSG9OzwGlRq4C6dwC0zRfGUrKU9Ff8="
@@ -393,3 +394,7 @@ def test_encryption_keys_are_required_outside_development_and_hidden() -> None:
     )
     assert settings.encryption_keys == (FERNET_KEY,)
     assert FERNET_KEY not in repr(settings)
+
+
+def test_the_priority_wait_default_is_the_domains() -> None:
+    assert Settings().priority_max_wait == priorities.DEFAULT_MAX_WAIT
