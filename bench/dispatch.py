@@ -33,10 +33,9 @@ from app.exports import jobs
 from app.exports.jobs import ExportRequest
 from app.platform.db import QUERIES, QUEUE_SESSION_OPTIONS
 from app.platform.settings import Settings
+from app.queue.outbox import ClaimPolicy
 
 HOST = str(c.ROOT / "bench" / "poller_host.py")
-# claim_fair's parameters as a poller with the default settings passes them.
-FAIR_DEFAULTS = {"topics": None, "after_tenant": "", "max_running": 0}
 
 
 @dataclass
@@ -167,9 +166,10 @@ def floor_rate(url: str, count: int) -> float:
     with psycopg.connect(url, options=QUEUE_SESSION_OPTIONS) as conn:
         insert_messages(conn, count)
         conn.commit()
-        claim = QUERIES["claim_fair"]
+        # The claim a poller with the default settings makes (its cursor aside).
+        claim, params = ClaimPolicy().claim_query(1, None, after_tenant="")
         complete = QUERIES["complete_message"]
-        params = {"batch": 1, "lease_seconds": 30, "worker": "floor", **FAIR_DEFAULTS}
+        params |= {"lease_seconds": 30, "worker": "floor"}
         started = time.perf_counter()
         done = 0
         with conn.cursor() as cur:
@@ -190,12 +190,13 @@ def ceiling_rate(url: str, count: int, batch: int) -> float:
     with psycopg.connect(url, options=QUEUE_SESSION_OPTIONS) as conn:
         insert_messages(conn, count)
         conn.commit()
-        params = {"batch": batch, "lease_seconds": 300, "worker": "ceiling", **FAIR_DEFAULTS}
+        claim, params = ClaimPolicy().claim_query(batch, None, after_tenant="")
+        params |= {"lease_seconds": 300, "worker": "ceiling"}
         started = time.perf_counter()
         done = 0
         with conn.cursor() as cur:
             while True:
-                cur.execute(QUERIES["claim_fair"], params)
+                cur.execute(claim, params)
                 rows = cur.fetchall()
                 conn.commit()
                 if not rows:
