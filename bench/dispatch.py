@@ -132,11 +132,14 @@ def insert_messages(conn: psycopg.Connection, count: int, tenants: int = 1) -> N
     )
 
 
-def remaining(conn: psycopg.Connection) -> int:
+def drained(conn: psycopg.Connection) -> bool:
+    """No message is left unfinished. One cheap probe: the check must not take CPU from
+    the pollers it watches (a count(*) every 50 ms took 30-60 % of one of our 2 cores)."""
     row = conn.execute(
-        "SELECT count(*) FROM exports.outbox WHERE done_at IS NULL AND dead_at IS NULL"
+        "SELECT NOT EXISTS (SELECT FROM exports.outbox WHERE done_at IS NULL AND dead_at IS NULL)"
     ).fetchone()
-    return row[0] if row else 0
+    conn.commit()
+    return bool(row and row[0])
 
 
 def pollers_rate(settings: Settings, pollers: int, count: int, tenants: int = 1) -> float:
@@ -148,7 +151,8 @@ def pollers_rate(settings: Settings, pollers: int, count: int, tenants: int = 1)
         insert_messages(conn, count, tenants)
         conn.commit()
         committed = time.time()
-        c.wait_for(lambda: remaining(conn) == 0, timeout=600, every=0.05)
+        # The rate is taken from the last done_at, so a coarse wait costs no accuracy.
+        c.wait_for(lambda: drained(conn), timeout=600, every=0.25)
         row = conn.execute(
             "SELECT extract(epoch FROM max(done_at))::float8, count(*) FILTER "
             "(WHERE attempts <> 1 OR done_at IS NULL) FROM exports.outbox"

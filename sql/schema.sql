@@ -395,6 +395,27 @@ COMMENT ON FUNCTION exports.notify_schedules() IS 'Trigger function: NOTIFY expo
 
 
 --
+-- Name: outbox_take_turn(); Type: FUNCTION; Schema: exports; Owner: -
+--
+
+CREATE FUNCTION exports.outbox_take_turn() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    NEW.turn_at := exports.plus_seconds(NEW.visible_at, NEW.priority_wait_seconds);
+    RETURN NEW;
+END
+$$;
+
+
+--
+-- Name: FUNCTION outbox_take_turn(); Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON FUNCTION exports.outbox_take_turn() IS 'Trigger: a message queued or made ready again takes its turn, visible_at + priority_wait_seconds.';
+
+
+--
 -- Name: plus_seconds(timestamp with time zone, integer); Type: FUNCTION; Schema: exports; Owner: -
 --
 
@@ -433,14 +454,14 @@ CREATE TABLE exports.outbox (
     owner_id text,
     priority text DEFAULT 'interactive'::text NOT NULL,
     priority_wait_seconds integer DEFAULT 0 NOT NULL,
-    turn_at timestamp with time zone GENERATED ALWAYS AS (exports.plus_seconds(visible_at, priority_wait_seconds)) STORED,
+    turn_at timestamp with time zone NOT NULL,
     CONSTRAINT outbox_done_or_dead CHECK (((done_at IS NULL) OR (dead_at IS NULL))),
     CONSTRAINT outbox_errors_check CHECK ((jsonb_typeof(errors) = 'array'::text)),
     CONSTRAINT outbox_max_attempts_check CHECK ((max_attempts > 0)),
     CONSTRAINT outbox_priority_check CHECK ((priority = ANY (ARRAY['interactive'::text, 'scheduled'::text, 'bulk'::text]))),
     CONSTRAINT outbox_priority_wait_seconds_check CHECK ((priority_wait_seconds >= 0))
 )
-WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.02', autovacuum_analyze_scale_factor='0.02', autovacuum_vacuum_cost_delay='0');
+WITH (autovacuum_vacuum_scale_factor='0.02', autovacuum_analyze_scale_factor='0.02', autovacuum_vacuum_cost_delay='0', fillfactor='70');
 
 
 --
@@ -538,7 +559,7 @@ COMMENT ON COLUMN exports.outbox.priority_wait_seconds IS 'How far behind intera
 -- Name: COLUMN outbox.turn_at; Type: COMMENT; Schema: exports; Owner: -
 --
 
-COMMENT ON COLUMN exports.outbox.turn_at IS 'visible_at + priority_wait_seconds: the order within the tenant. A bulk message waits behind newer interactive ones for at most its priority_wait_seconds (aging).';
+COMMENT ON COLUMN exports.outbox.turn_at IS 'The order within the tenant: visible_at + priority_wait_seconds when queued or made ready again (trigger outbox_take_turn), kept while leased. A bulk message waits behind newer interactive ones for at most its priority_wait_seconds (aging).';
 
 
 --
@@ -2194,13 +2215,6 @@ CREATE INDEX outbox_job ON exports.outbox USING btree (job_id);
 
 
 --
--- Name: outbox_leased; Type: INDEX; Schema: exports; Owner: -
---
-
-CREATE INDEX outbox_leased ON exports.outbox USING btree (tenant) WHERE ((leased_by IS NOT NULL) AND (done_at IS NULL) AND (dead_at IS NULL));
-
-
---
 -- Name: outbox_tenant_turn; Type: INDEX; Schema: exports; Owner: -
 --
 
@@ -2261,6 +2275,20 @@ CREATE TRIGGER api_key_revoked AFTER DELETE OR UPDATE OF revoked_at ON exports.a
 --
 
 CREATE TRIGGER outbox_notify AFTER INSERT ON exports.outbox FOR EACH STATEMENT EXECUTE FUNCTION exports.notify_outbox();
+
+
+--
+-- Name: outbox outbox_turn_on_insert; Type: TRIGGER; Schema: exports; Owner: -
+--
+
+CREATE TRIGGER outbox_turn_on_insert BEFORE INSERT ON exports.outbox FOR EACH ROW EXECUTE FUNCTION exports.outbox_take_turn();
+
+
+--
+-- Name: outbox outbox_turn_on_requeue; Type: TRIGGER; Schema: exports; Owner: -
+--
+
+CREATE TRIGGER outbox_turn_on_requeue BEFORE UPDATE OF visible_at, priority_wait_seconds ON exports.outbox FOR EACH ROW WHEN ((new.leased_by IS NULL)) EXECUTE FUNCTION exports.outbox_take_turn();
 
 
 --

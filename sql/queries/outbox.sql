@@ -32,9 +32,10 @@ WHERE %(max_running)s > 0 OR EXISTS (SELECT FROM exports.tenant_limits WHERE max
 --               a skip scan, one probe per tenant, read only as far as `tenants` needs.
 --   tenants:    the first `batch` of them with something this claim may take, with it
 --               (locked SKIP LOCKED): its first ready message of `topics` in turn order
---               (turn_at = visible_at + its priority's wait), of a topic without a limit or
---               with room under the tenant's max_running (topics.limited_per_tenant: what
---               the tenant has leased is counted here, in the statement, via outbox_leased).
+--               (turn_at = visible_at + its priority's wait when queued), of a topic
+--               without a limit or with room under the tenant's max_running
+--               (topics.limited_per_tenant: what the tenant has leased is counted here, in
+--               the statement).
 --   more:       with fewer tenants than `batch`, each one's next messages up to its share,
 --               ceil(batch / tenants) x weight, per topic; limited ones up to its room.
 --   next:       round by round: each tenant's first message, then each one's second, ...
@@ -42,6 +43,9 @@ WHERE %(max_running)s > 0 OR EXISTS (SELECT FROM exports.tenant_limits WHERE max
 --               share. The first `batch`.
 -- A message that is claimable while still leased_by someone was not handed back: that
 -- poller's lease ran out (killed, crashed, cut off), and the history records it.
+-- The UPDATE changes no indexed column (turn_at stays while leased): a HOT update, no new
+-- index entries; leased messages keep their place in the index and the probes' visible_at
+-- test steps over them.
 -- `topics` NULL: any topic; else only those (the poller prefetches fast topics only).
 -- The columns are app.queue.outbox.Message's fields, in order (rows become Message(*row)).
 WITH RECURSIVE
@@ -73,11 +77,15 @@ tenants AS MATERIALIZED (
     FROM walk w
     CROSS JOIN LATERAL (
         SELECT coalesce(l.weight, 1) AS weight,
-               CASE WHEN coalesce(l.max_running, %(max_running)s) > 0 THEN
+               -- Counted only when this claim may take a limited topic: over the tenant's
+               -- unfinished messages of limited topics (its outbox_tenant_turn ranges), as
+               -- no index may name leased_by (claims would not be HOT updates).
+               CASE WHEN coalesce(l.max_running, %(max_running)s) > 0
+                         AND EXISTS (SELECT FROM topic_rules WHERE limited) THEN
                    coalesce(l.max_running, %(max_running)s) - (
-                       SELECT count(*) FROM exports.outbox r
-                       JOIN exports.topics t ON t.topic = r.topic AND t.limited_per_tenant
-                       WHERE r.tenant = w.tenant AND r.leased_by IS NOT NULL
+                       SELECT count(*) FROM exports.topics t
+                       JOIN exports.outbox r ON r.tenant = w.tenant AND r.topic = t.topic
+                       WHERE t.limited_per_tenant AND r.leased_by IS NOT NULL
                          AND r.done_at IS NULL AND r.dead_at IS NULL
                          AND r.visible_at > now())
                END AS room
@@ -240,7 +248,7 @@ RETURNING id;
 -- Primary-key lookups only (see extend_leases); the fence is re-checked on a
 -- row that another transaction changed meanwhile. `coalesce(done_at, dead_at) IS NULL`, not
 -- `done_at IS NULL AND dead_at IS NULL`: the latter matches the partial index
--- outbox_claimable, and prepared (generic) plans then scan all of it (125 ms at 40k rows).
+-- outbox_tenant_turn, and prepared (generic) plans then scan all of it (125 ms at 40k rows).
 UPDATE exports.outbox o
 SET done_at = now()
 WHERE o.id = ANY (%(ids)s::bigint[])
@@ -270,7 +278,7 @@ RETURNING id;
 -- name: queue_metrics
 -- For /metrics (cached a few seconds per process): per topic, unfinished messages by state
 -- (ready, running, retry_wait), the age of the oldest ready one (queue lag) and the dead
--- ones. Reads only the partial indexes' rows (outbox_claimable, outbox_dead); every topic
+-- ones. Reads only the partial indexes' rows (outbox_tenant_turn, outbox_dead); every topic
 -- of exports.topics gets a row, so an idle topic reports 0 rather than nothing.
 SELECT t.topic,
        coalesce(u.ready, 0) AS ready,

@@ -12,7 +12,7 @@ SELECT t.topic,
         WHERE d.topic = t.topic AND d.dead_at IS NOT NULL) AS dead,
        now() - min(o.visible_at) FILTER (WHERE o.visible_at <= now()) AS oldest_ready_age
 FROM exports.topics t
--- Only unfinished messages (the outbox_claimable index): done rows are most of the table.
+-- Only unfinished messages (the outbox_tenant_turn index): done rows are most of the table.
 LEFT JOIN exports.outbox o
        ON o.topic = t.topic AND o.done_at IS NULL AND o.dead_at IS NULL
 GROUP BY t.topic;

@@ -259,3 +259,61 @@ def test_a_bulk_export_waits_behind_newer_work_for_at_most_the_max_wait(
     request(db, priorities.INTERACTIVE)
 
     assert claimed_jobs(db, 2) == ["bulk", "interactive"]
+
+
+def turn_of(db: psycopg.Connection, message_id: int) -> dict:
+    row = db.execute(
+        "SELECT turn_at, visible_at, priority_wait_seconds FROM exports.outbox WHERE id = %s",
+        (message_id,),
+    ).fetchone()
+    assert row is not None
+    return row
+
+
+def test_a_claim_adds_no_index_entries(db: psycopg.Connection) -> None:
+    # Claims are HOT updates (migration 0016): no indexed column changes, so PostgreSQL
+    # rewrites each row in its page and the indexes do not grow or bloat with every lease.
+    queue(db, "a", 5)
+    queue(db, "b", 5)
+
+    outbox.claim_batch(db, batch=10, lease_seconds=30, worker="test", policy=FAIR)
+    row = db.execute(
+        "SELECT pg_stat_get_xact_tuples_updated('exports.outbox'::regclass) AS updated,"
+        " pg_stat_get_xact_tuples_hot_updated('exports.outbox'::regclass) AS hot"
+    ).fetchone()
+    db.commit()
+
+    assert row == {"updated": 10, "hot": 10}
+
+
+def test_a_leased_message_keeps_its_turn_and_a_retry_takes_a_new_one(
+    db: psycopg.Connection,
+) -> None:
+    [first, second] = queue(db, "t", 2)
+    queued = turn_of(db, first)
+    assert queued["turn_at"] == queued["visible_at"]  # interactive: no wait
+
+    [leased] = claim(db, 1)
+    assert leased.id == first
+    assert turn_of(db, first)["turn_at"] == queued["turn_at"]  # the lease moved visible_at only
+
+    outbox.retry_message(db, leased, "boom", delay_seconds=60)
+    db.commit()
+    retried = turn_of(db, first)
+    assert retried["turn_at"] == retried["visible_at"] > queued["turn_at"]  # back of the line
+    assert [m.id for m in claim(db, 2)] == [second]  # and not before its back-off ends
+
+
+def test_a_message_whose_lease_ran_out_is_claimed_again_in_its_old_place(
+    db: psycopg.Connection,
+) -> None:
+    [lost, later] = queue(db, "t", 2)
+    [leased] = claim(db, 1)
+    assert leased.id == lost
+    # Its poller died: the lease lapses (visible_at passes) without anyone handing it back.
+    db.execute(
+        "UPDATE exports.outbox SET visible_at = now() - interval '1 s' WHERE id = %s", (lost,)
+    )
+    db.commit()
+
+    assert [m.id for m in claim(db, 2)] == [lost, later]
