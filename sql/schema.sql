@@ -1269,6 +1269,53 @@ COMMENT ON COLUMN exports.job_timeline.detail IS 'Error text, poller, or what wa
 
 
 --
+-- Name: limited_leases; Type: TABLE; Schema: exports; Owner: -
+--
+
+CREATE TABLE exports.limited_leases (
+    message_id bigint NOT NULL,
+    tenant text NOT NULL COLLATE pg_catalog."C",
+    attempts integer NOT NULL,
+    leased_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: TABLE limited_leases; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON TABLE exports.limited_leases IS 'Leases of messages of limited topics (topics.limited_per_tenant), noted by claims while a limit is in force (exports.tenant_limits, EXPORTS_MAX_RUNNING_PER_TENANT): what a tenant''s max_running is counted against. A row counts while its outbox row is still leased under the same attempt; claims forget the others.';
+
+
+--
+-- Name: COLUMN limited_leases.message_id; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.limited_leases.message_id IS 'The leased exports.outbox message.';
+
+
+--
+-- Name: COLUMN limited_leases.tenant; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.limited_leases.tenant IS 'Its tenant (as exports.outbox.tenant).';
+
+
+--
+-- Name: COLUMN limited_leases.attempts; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.limited_leases.attempts IS 'The attempt leased: a later attempt of the message is a new lease.';
+
+
+--
+-- Name: COLUMN limited_leases.leased_at; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.limited_leases.leased_at IS 'When the claim noted it.';
+
+
+--
 -- Name: outbox_id_seq; Type: SEQUENCE; Schema: exports; Owner: -
 --
 
@@ -2079,6 +2126,14 @@ ALTER TABLE ONLY exports.jobs
 
 
 --
+-- Name: limited_leases limited_leases_pkey; Type: CONSTRAINT; Schema: exports; Owner: -
+--
+
+ALTER TABLE ONLY exports.limited_leases
+    ADD CONSTRAINT limited_leases_pkey PRIMARY KEY (message_id);
+
+
+--
 -- Name: outbox outbox_pkey; Type: CONSTRAINT; Schema: exports; Owner: -
 --
 
@@ -2201,6 +2256,13 @@ CREATE INDEX jobs_schedule ON exports.jobs USING btree (schedule_id) WHERE (sche
 
 
 --
+-- Name: limited_leases_tenant; Type: INDEX; Schema: exports; Owner: -
+--
+
+CREATE INDEX limited_leases_tenant ON exports.limited_leases USING btree (tenant);
+
+
+--
 -- Name: outbox_dead; Type: INDEX; Schema: exports; Owner: -
 --
 
@@ -2304,6 +2366,14 @@ CREATE TRIGGER schedules_notify AFTER INSERT OR UPDATE OF next_run_at, enabled O
 
 ALTER TABLE ONLY exports.jobs
     ADD CONSTRAINT jobs_schedule_fk FOREIGN KEY (schedule_id) REFERENCES exports.schedules(id) ON DELETE SET NULL;
+
+
+--
+-- Name: limited_leases limited_leases_message_id_fkey; Type: FK CONSTRAINT; Schema: exports; Owner: -
+--
+
+ALTER TABLE ONLY exports.limited_leases
+    ADD CONSTRAINT limited_leases_message_id_fkey FOREIGN KEY (message_id) REFERENCES exports.outbox(id) ON DELETE CASCADE;
 
 
 --

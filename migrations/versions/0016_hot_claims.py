@@ -4,9 +4,9 @@ row in its page and adds no index entries (docs/decisions.md, "Fair claiming").
 - `outbox.turn_at` is no longer generated from `visible_at` (which a claim moves to the
   lease's end): a trigger sets it when a message is queued or made ready again (retry,
   hand-back, requeue: `leased_by` NULL), and a claim or heartbeat leaves it alone.
-- `outbox_leased` goes: `leased_by` in its predicate made every claim a non-HOT update. A
-  tenant's leased exports are counted over its `outbox_tenant_turn` range instead, and
-  only by claims that may take a limited topic while a limit is in force.
+- `outbox_leased` goes: `leased_by` in its predicate made every claim a non-HOT update.
+  While a limit is in force, claims note the leases of limited topics (export.run) in the
+  small table `exports.limited_leases`, and count a tenant's running exports there.
 - fillfactor 70: room in each page for the claimed version of its rows.
 
 Revision ID: 0016
@@ -50,6 +50,23 @@ COMMENT ON COLUMN exports.outbox.turn_at IS
     'newer interactive ones for at most its priority_wait_seconds (aging).';
 
 DROP INDEX exports.outbox_leased;
+CREATE TABLE exports.limited_leases (
+    message_id bigint PRIMARY KEY REFERENCES exports.outbox (id) ON DELETE CASCADE,
+    tenant text COLLATE "C" NOT NULL,
+    attempts integer NOT NULL,
+    leased_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX limited_leases_tenant ON exports.limited_leases (tenant);
+COMMENT ON TABLE exports.limited_leases IS
+    'Leases of messages of limited topics (topics.limited_per_tenant), noted by claims while '
+    'a limit is in force (exports.tenant_limits, EXPORTS_MAX_RUNNING_PER_TENANT): what a '
+    'tenant''s max_running is counted against. A row counts while its outbox row is still '
+    'leased under the same attempt; claims forget the others.';
+COMMENT ON COLUMN exports.limited_leases.message_id IS 'The leased exports.outbox message.';
+COMMENT ON COLUMN exports.limited_leases.tenant IS 'Its tenant (as exports.outbox.tenant).';
+COMMENT ON COLUMN exports.limited_leases.attempts IS
+    'The attempt leased: a later attempt of the message is a new lease.';
+COMMENT ON COLUMN exports.limited_leases.leased_at IS 'When the claim noted it.';
 
 -- New pages only; existing ones get the room as vacuum frees it.
 ALTER TABLE exports.outbox SET (fillfactor = 70);
@@ -57,6 +74,7 @@ ALTER TABLE exports.outbox SET (fillfactor = 70);
 
 DOWNGRADE = r"""
 ALTER TABLE exports.outbox RESET (fillfactor);
+DROP TABLE exports.limited_leases;
 DROP TRIGGER outbox_turn_on_requeue ON exports.outbox;
 DROP TRIGGER outbox_turn_on_insert ON exports.outbox;
 DROP FUNCTION exports.outbox_take_turn();
@@ -75,7 +93,7 @@ CREATE INDEX outbox_leased ON exports.outbox (tenant)
 
 
 def upgrade() -> None:
-    """turn_at kept by a trigger, outbox_leased dropped, fillfactor 70: HOT claims."""
+    """turn_at kept by a trigger, outbox_leased replaced by limited_leases, fillfactor 70."""
     op.execute(UPGRADE)
 
 

@@ -77,17 +77,17 @@ tenants AS MATERIALIZED (
     FROM walk w
     CROSS JOIN LATERAL (
         SELECT coalesce(l.weight, 1) AS weight,
-               -- Counted only when this claim may take a limited topic: over the tenant's
-               -- unfinished messages of limited topics (its outbox_tenant_turn ranges), as
-               -- no index may name leased_by (claims would not be HOT updates).
+               -- Counted only when this claim may take a limited topic: the tenant's
+               -- rows of exports.limited_leases whose lease still holds (no index on the
+               -- outbox may name leased_by, or claims would not be HOT updates).
                CASE WHEN coalesce(l.max_running, %(max_running)s) > 0
                          AND EXISTS (SELECT FROM topic_rules WHERE limited) THEN
                    coalesce(l.max_running, %(max_running)s) - (
-                       SELECT count(*) FROM exports.topics t
-                       JOIN exports.outbox r ON r.tenant = w.tenant AND r.topic = t.topic
-                       WHERE t.limited_per_tenant AND r.leased_by IS NOT NULL
-                         AND r.done_at IS NULL AND r.dead_at IS NULL
-                         AND r.visible_at > now())
+                       SELECT count(*) FROM exports.limited_leases k
+                       JOIN exports.outbox r ON r.id = k.message_id
+                       WHERE k.tenant = w.tenant AND r.attempts = k.attempts
+                         AND r.leased_by IS NOT NULL AND r.visible_at > now()
+                         AND r.done_at IS NULL AND r.dead_at IS NULL)
                END AS room
         FROM (SELECT) AS one
         LEFT JOIN exports.tenant_limits l ON l.tenant = w.tenant
@@ -163,7 +163,27 @@ SET attempts = o.attempts + 1,
 FROM exports.topics t
 WHERE o.id = ANY (ARRAY(SELECT id FROM next)) AND t.topic = o.topic
 RETURNING o.id, o.topic, o.job_id, o.payload, o.attempts, o.max_attempts, t.deadline_seconds,
-          o.tenant, o.turn_at)
+          o.tenant, o.turn_at, t.limited_per_tenant AS limited),
+-- While any limit is in force, the leases of limited topics are noted for the count above,
+-- and the walked tenants' notes of leases that ended (done, retried, handed back, lapsed)
+-- are forgotten: a tenant's rows are about what it runs now. Without limits neither happens.
+limits_in_force AS (
+    SELECT %(max_running)s > 0 OR EXISTS (SELECT FROM exports.tenant_limits WHERE max_running > 0)
+        AS yes),
+forgotten AS (
+    DELETE FROM exports.limited_leases k
+    WHERE (SELECT yes FROM limits_in_force)
+      AND k.tenant = ANY (ARRAY(SELECT tenant FROM tenants))
+      AND k.message_id <> ALL (ARRAY(SELECT id FROM next))  -- noted anew below
+      -- A subquery per note (a primary-key probe), not an anti-join over the outbox.
+      AND (SELECT r.leased_by IS NOT NULL AND r.attempts = k.attempts
+                  AND r.visible_at > now() AND r.done_at IS NULL AND r.dead_at IS NULL
+           FROM exports.outbox r WHERE r.id = k.message_id
+           LIMIT 1) IS NOT TRUE),
+noted AS (
+    INSERT INTO exports.limited_leases (message_id, tenant, attempts)
+    SELECT id, tenant, attempts FROM claimed WHERE limited AND (SELECT yes FROM limits_in_force)
+    ON CONFLICT (message_id) DO UPDATE SET attempts = excluded.attempts, leased_at = now())
 -- In the order the round-robin chose (UPDATE ... RETURNING has no order of its own).
 SELECT claimed.id, claimed.topic, claimed.job_id, claimed.payload, claimed.attempts,
        claimed.max_attempts, claimed.deadline_seconds, claimed.tenant

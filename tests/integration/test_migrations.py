@@ -15,6 +15,7 @@ EXPORTS_RELATIONS = [
     "failing",
     "job_timeline",
     "jobs",
+    "limited_leases",
     "outbox",
     "queue",
     "queue_health",

@@ -152,6 +152,32 @@ def test_max_running_counts_what_the_tenant_has_leased_and_spares_other_topics(
     assert [(m.tenant, m.topic) for m in claim(db, 10, limited)] == [("t", EXPORT_RUN)]
 
 
+def test_a_lease_counts_against_the_limit_until_it_ends_or_lapses(
+    db: psycopg.Connection,
+) -> None:
+    limited = ClaimPolicy(max_running_per_tenant=1)
+    [first, second] = queue(db, "t", 2)
+
+    [running] = claim(db, 5, limited)
+    assert running.id == first and claim(db, 5, limited) == []
+
+    outbox.retry_message(db, running, "boom", delay_seconds=3600)  # ended: back-off
+    db.commit()
+    [running] = claim(db, 5, limited)
+    assert running.id == second
+
+    # Its poller died: the lease lapses, and the message is claimed again, counted once.
+    db.execute(
+        "UPDATE exports.outbox SET visible_at = now() - interval '1 s' WHERE id = %s", (second,)
+    )
+    db.commit()
+    [again] = claim(db, 5, limited)
+    assert (again.id, again.attempts) == (second, 2)
+    assert claim(db, 5, limited) == []
+    notes = db.execute("SELECT message_id, attempts FROM exports.limited_leases").fetchall()
+    assert notes == [{"message_id": second, "attempts": 2}]  # the ended lease is forgotten
+
+
 def test_a_tenants_row_overrides_the_default_limit(db: psycopg.Connection) -> None:
     limits.set_limit(db, "vip", max_running=0, note="no limit for them")  # 0: none
     limits.set_limit(db, "noisy", max_running=1)
