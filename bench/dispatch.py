@@ -4,10 +4,11 @@ Dispatch: N ready `export.run` messages are inserted in one transaction while th
 sit idle (LISTENing); a no-op handler (bench/poller_host.py --noop) leaves completion to
 the poller, so what is measured is claim -> run on a handler thread -> fenced batch
 completion. Rate = N / (commit of the insert -> the last done_at). References on the same
-table: a minimal psycopg loop claiming one and completing one (the floor) and the
-claim_fair statement alone, no completion (the ceiling). With 1,000 tenants the same, the
-messages spread over them (each claim then walks 100 tenants); FIFO claiming
-(EXPORTS_CLAIM_ORDER=fifo) is the reference fairness is measured against.
+table: a minimal psycopg loop claiming one and completing one (the floor) and the poller's
+database path alone, a batch claimed and the previous one completed per transaction, no
+handler or threads (the ceiling). With 1,000 tenants the same, the messages spread over
+them (each claim then walks 100 tenants); FIFO claiming (EXPORTS_CLAIM_ORDER=fifo) is the
+reference fairness is measured against.
 
 Pickup: with the poller idle, `request_export` (what POST /v1/exports runs) commits, and
 the handler prints the time it started: latency = handler start - commit, same clock.
@@ -33,7 +34,8 @@ from app.exports import jobs
 from app.exports.jobs import ExportRequest
 from app.platform.db import QUERIES, QUEUE_SESSION_OPTIONS
 from app.platform.settings import Settings
-from app.queue.outbox import ClaimPolicy
+from app.queue import outbox
+from app.queue.outbox import ClaimPolicy, Message
 
 HOST = str(c.ROOT / "bench" / "poller_host.py")
 
@@ -189,24 +191,26 @@ def floor_rate(url: str, count: int) -> float:
 
 
 def ceiling_rate(url: str, count: int, batch: int) -> float:
-    """The claim_fair statement alone, `batch` at a time, one commit each, no completion."""
+    """The poller's database path alone: `batch` claimed per transaction, the previous
+    batch completed in the same one (outbox.complete_and_claim), no handler, no threads."""
     reset_outbox(url)
     with psycopg.connect(url, options=QUEUE_SESSION_OPTIONS) as conn:
         insert_messages(conn, count)
         conn.commit()
-        claim, params = ClaimPolicy().claim_query(batch, None, after_tenant="")
-        params |= {"lease_seconds": 300, "worker": "ceiling"}
+        done: list[Message] = []
+        after, finished = "", 0
         started = time.perf_counter()
-        done = 0
-        with conn.cursor() as cur:
-            while True:
-                cur.execute(claim, params)
-                rows = cur.fetchall()
-                conn.commit()
-                if not rows:
-                    break
-                done += len(rows)
-        return done / (time.perf_counter() - started)
+        while True:
+            completed, [claimed] = outbox.complete_and_claim(
+                conn, done, [(batch, None)], lease_seconds=30, worker="ceiling",
+                after_tenant=after,
+            )  # fmt: skip
+            finished += len(completed)
+            if not claimed:
+                break
+            after = outbox.next_tenant_cursor(after, claimed)
+            done = claimed
+        return finished / (time.perf_counter() - started)
 
 
 def pickup_latencies(settings: Settings, samples: int) -> list[float]:

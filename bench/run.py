@@ -164,11 +164,11 @@ def bench_dispatch(url: str, settings, sizes: Sizes, runs: int) -> list[Result]:
     per = f"{settings.poller_threads} threads, batch {settings.poller_batch}"
     return [
         Result(name, f"1 poller process ({per})", one, "msgs/s", ">= 10,000",
-               "claim_fair alone (ceiling)", ceiling),
+               "claims + completion alone (ceiling)", ceiling),
         Result(name, "1 poller process", one, "msgs/s", "",
                "claim-one/complete-one loop (floor)", floor),
         Result(name, "2 poller processes", two, "msgs/s", "",
-               "claim_fair alone (ceiling)", ceiling),
+               "claims + completion alone (ceiling)", ceiling),
         Result(name, "1 poller, messages of 1,000 tenants", many, "msgs/s", ">= 10,000",
                "the same, FIFO claims (EXPORTS_CLAIM_ORDER=fifo)", fifo),
     ]  # fmt: skip
