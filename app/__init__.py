@@ -9,7 +9,16 @@ from app.platform.settings import Settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The Flask app; with no arguments, configured from the environment."""
-    from app.http import auth, downloads, exports, health, observability, openapi, ses_events
+    from app.http import (
+        auth,
+        console,
+        downloads,
+        exports,
+        health,
+        observability,
+        openapi,
+        ses_events,
+    )
     from app.http import schedules as schedules_api
     from app.http import webhooks as webhooks_api
     from app.http.problems import register_problem_handlers
@@ -35,6 +44,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(schedules_api.bp)
     app.register_blueprint(webhooks_api.bp)
+    # Operators only, with a session of its own (not /v1's keys): app/http/console.py.
+    app.register_blueprint(console.bp)
     # No API key (SNS cannot send one; it is signed instead): the auth hook exempts it.
     app.register_blueprint(ses_events.bp)
     observability.instrument(app)

@@ -817,14 +817,17 @@ COMMENT ON FUNCTION exports.retry_message(message_id bigint, extra_attempts inte
 CREATE TABLE exports.api_clients (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     name text NOT NULL,
-    tenant text NOT NULL,
+    tenant text,
     key_prefix text NOT NULL,
     key_hash text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     revoked_at timestamp with time zone,
     last_used_at timestamp with time zone,
+    role text DEFAULT 'tenant'::text NOT NULL,
     CONSTRAINT api_clients_key_hash_check CHECK ((key_hash ~ '^[0-9a-f]{64}$'::text)),
-    CONSTRAINT api_clients_name_check CHECK ((name ~ '^[A-Za-z0-9._-]{1,100}$'::text))
+    CONSTRAINT api_clients_name_check CHECK ((name ~ '^[A-Za-z0-9._-]{1,100}$'::text)),
+    CONSTRAINT api_clients_role_check CHECK ((role = ANY (ARRAY['tenant'::text, 'operator'::text]))),
+    CONSTRAINT api_clients_tenant_role_check CHECK (((tenant IS NULL) = (role = 'operator'::text)))
 );
 
 
@@ -846,7 +849,7 @@ COMMENT ON COLUMN exports.api_clients.name IS 'Human name of the client, e.g. ba
 -- Name: COLUMN api_clients.tenant; Type: COMMENT; Schema: exports; Owner: -
 --
 
-COMMENT ON COLUMN exports.api_clients.tenant IS 'The tenant the key acts for: exports.jobs.tenant of every job it creates and may see.';
+COMMENT ON COLUMN exports.api_clients.tenant IS 'The tenant the key acts for: exports.jobs.tenant of every job it creates and may see; NULL for operator keys.';
 
 
 --
@@ -882,6 +885,13 @@ COMMENT ON COLUMN exports.api_clients.revoked_at IS 'When the key was revoked; a
 --
 
 COMMENT ON COLUMN exports.api_clients.last_used_at IS 'Last successful authentication (updated at most once a minute).';
+
+
+--
+-- Name: COLUMN api_clients.role; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.api_clients.role IS 'tenant: calls the /v1 API for its tenant; operator: opens the console (/console/), sees every tenant, cannot call /v1 (exports-admin create-key --operator).';
 
 
 --
@@ -1313,6 +1323,84 @@ COMMENT ON COLUMN exports.limited_leases.attempts IS 'The attempt leased: a late
 --
 
 COMMENT ON COLUMN exports.limited_leases.leased_at IS 'When the claim noted it.';
+
+
+--
+-- Name: operator_actions; Type: TABLE; Schema: exports; Owner: -
+--
+
+CREATE TABLE exports.operator_actions (
+    id bigint NOT NULL,
+    at timestamp with time zone DEFAULT now() NOT NULL,
+    operator_key_prefix text NOT NULL,
+    operator_name text NOT NULL,
+    action text NOT NULL,
+    target text NOT NULL,
+    result text NOT NULL
+);
+
+
+--
+-- Name: TABLE operator_actions; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON TABLE exports.operator_actions IS 'The console''s audit log: one row per action an operator took (cancel, retry, requeue, pause, ...), written in the same transaction as the action itself.';
+
+
+--
+-- Name: COLUMN operator_actions.at; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.operator_actions.at IS 'When the action was taken.';
+
+
+--
+-- Name: COLUMN operator_actions.operator_key_prefix; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.operator_actions.operator_key_prefix IS 'The operator key''s public prefix (exports.api_clients.key_prefix).';
+
+
+--
+-- Name: COLUMN operator_actions.operator_name; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.operator_actions.operator_name IS 'The key''s client name.';
+
+
+--
+-- Name: COLUMN operator_actions.action; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.operator_actions.action IS 'What was done: cancel_job, retry_job, requeue_dead, pause_schedule, resume_schedule.';
+
+
+--
+-- Name: COLUMN operator_actions.target; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.operator_actions.target IS 'What it was done to: a job id, a schedule id, or topic and since for requeue_dead.';
+
+
+--
+-- Name: COLUMN operator_actions.result; Type: COMMENT; Schema: exports; Owner: -
+--
+
+COMMENT ON COLUMN exports.operator_actions.result IS 'What came of it: done, the count affected, or why nothing changed.';
+
+
+--
+-- Name: operator_actions_id_seq; Type: SEQUENCE; Schema: exports; Owner: -
+--
+
+ALTER TABLE exports.operator_actions ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME exports.operator_actions_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
 
 
 --
@@ -2134,6 +2222,14 @@ ALTER TABLE ONLY exports.limited_leases
 
 
 --
+-- Name: operator_actions operator_actions_pkey; Type: CONSTRAINT; Schema: exports; Owner: -
+--
+
+ALTER TABLE ONLY exports.operator_actions
+    ADD CONSTRAINT operator_actions_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: outbox outbox_pkey; Type: CONSTRAINT; Schema: exports; Owner: -
 --
 
@@ -2221,6 +2317,13 @@ CREATE INDEX jobs_active_per_owner ON exports.jobs USING btree (tenant, owner_id
 
 
 --
+-- Name: jobs_all_newest; Type: INDEX; Schema: exports; Owner: -
+--
+
+CREATE INDEX jobs_all_newest ON exports.jobs USING btree (created_at DESC, id DESC);
+
+
+--
 -- Name: jobs_email_message_id; Type: INDEX; Schema: exports; Owner: -
 --
 
@@ -2232,6 +2335,13 @@ CREATE INDEX jobs_email_message_id ON exports.jobs USING btree (email_message_id
 --
 
 CREATE INDEX jobs_expiring ON exports.jobs USING btree (expires_at, id) WHERE (state = 'succeeded'::text);
+
+
+--
+-- Name: jobs_finished; Type: INDEX; Schema: exports; Owner: -
+--
+
+CREATE INDEX jobs_finished ON exports.jobs USING btree (finished_at) WHERE (finished_at IS NOT NULL);
 
 
 --
@@ -2260,6 +2370,13 @@ CREATE INDEX jobs_schedule ON exports.jobs USING btree (schedule_id) WHERE (sche
 --
 
 CREATE INDEX limited_leases_tenant ON exports.limited_leases USING btree (tenant);
+
+
+--
+-- Name: operator_actions_at; Type: INDEX; Schema: exports; Owner: -
+--
+
+CREATE INDEX operator_actions_at ON exports.operator_actions USING btree (at DESC, id DESC);
 
 
 --

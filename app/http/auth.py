@@ -4,7 +4,8 @@ Fail closed: a hook on the whole app guards every path under /v1/, so a route ad
 (schedules, ...) is protected without remembering to opt in. Public under /v1: the API's
 description (the openapi blueprint: the document and its docs page) and SES events posted
 by SNS (ses_events, which cannot send a key and checks the SNS message signature instead).
-/d/<token> links, /healthz, /readyz and /metrics are outside /v1 and need no key.
+/d/<token> links, /healthz, /readyz and /metrics are outside /v1 and need no key. Operator
+keys are refused here (403): they open the console (app/http/console.py), not /v1.
 
 Each worker process remembers the keys it verified for EXPORTS_API_KEY_CACHE_SECONDS
 (default 5), so most requests cost no query for their key. Revoking a key NOTIFYs every
@@ -62,6 +63,14 @@ def require_api_key() -> None:
         raise _unauthorized(
             "The API key is not valid: unknown, revoked or mistyped.",
             challenge=f'{REALM}, error="invalid_token"',
+        )
+    if client.operator:
+        raise Problem(
+            403,
+            "operator-key",
+            "Operator key",
+            "An operator key opens the console (/console/), not the tenant API: call /v1 "
+            "with a tenant's key.",
         )
     g.tenant = client.tenant
     g.api_client = client.name

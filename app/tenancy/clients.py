@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 REVOCATIONS_CHANNEL = "exports_api_keys"
 
 KEY_SCHEME = "exp"
+# api_clients.role: a tenant's key calls /v1 for its tenant; an operator's opens /console/.
+TENANT = "tenant"
+OPERATOR = "operator"
 # Names and tenants end up in logs, job rows and URLs of the admin's mind: keep them plain.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 _KEY_PATTERN = re.compile(r"^exp_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
@@ -44,11 +47,17 @@ class ApiClient:
 
     id: uuid.UUID
     name: str
-    tenant: str
+    tenant: str | None  # None for an operator key
     key_prefix: str
     created_at: dt.datetime
     revoked_at: dt.datetime | None
     last_used_at: dt.datetime | None
+    role: str = TENANT
+
+    @property
+    def operator(self) -> bool:
+        """An operator key: the console, every tenant; never the /v1 API."""
+        return self.role == OPERATOR
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ApiClient:
@@ -69,13 +78,20 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_client(conn: Connection, name: str, tenant: str | None = None) -> tuple[ApiClient, str]:
-    """A new client and its key; the key is returned here once and cannot be recovered."""
-    tenant = tenant or name
+def create_client(
+    conn: Connection, name: str, tenant: str | None = None, *, operator: bool = False
+) -> tuple[ApiClient, str]:
+    """A new client and its key; the key is returned here once and cannot be recovered.
+
+    A tenant's key acts for `tenant` (default: the name); an operator's key has none."""
     if not NAME_PATTERN.match(name):
         raise ValueError(f"name must be 1-100 of A-Z a-z 0-9 . _ - (got {name!r})")
-    if problem := tenant_problem(tenant):  # it names the tenant's folder of stored files
-        raise ValueError(f"tenant {problem} (got {tenant!r})")
+    if operator and tenant is not None:
+        raise ValueError("an operator key sees every tenant: give no tenant")
+    if not operator:
+        tenant = tenant or name
+        if problem := tenant_problem(tenant):  # it names the tenant's folder of stored files
+            raise ValueError(f"tenant {problem} (got {tenant!r})")
     prefix = secrets.token_hex(6)
     key = f"{KEY_SCHEME}_{prefix}_{secrets.token_urlsafe(32)}"
     row = fetch_one(
@@ -83,6 +99,7 @@ def create_client(conn: Connection, name: str, tenant: str | None = None) -> tup
         "insert_api_client",
         name=name,
         tenant=tenant,
+        role=OPERATOR if operator else TENANT,
         key_prefix=prefix,
         key_hash=hash_key(key),
     )

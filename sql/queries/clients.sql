@@ -1,8 +1,8 @@
 -- API clients and their keys (app/tenancy/clients.py). Keys are stored only as sha256 hashes.
 
 -- name: insert_api_client
-INSERT INTO exports.api_clients (name, tenant, key_prefix, key_hash)
-VALUES (%(name)s, %(tenant)s, %(key_prefix)s, %(key_hash)s)
+INSERT INTO exports.api_clients (name, tenant, role, key_prefix, key_hash)
+VALUES (%(name)s, %(tenant)s, %(role)s, %(key_prefix)s, %(key_hash)s)
 ON CONFLICT (name) DO NOTHING
 RETURNING *;
 

@@ -16,6 +16,7 @@ EXPORTS_RELATIONS = [
     "job_timeline",
     "jobs",
     "limited_leases",
+    "operator_actions",
     "outbox",
     "queue",
     "queue_health",

@@ -18,19 +18,26 @@ from app.tenancy import clients
     help="Tenant whose jobs the key creates and sees (default: the name). Give an existing "
     "tenant to rotate its key.",
 )
-def create_key(name: str, tenant: str | None) -> None:
+@click.option(
+    "--operator",
+    is_flag=True,
+    help="An operator's key: opens the console (/console/) over every tenant; it cannot "
+    "call the /v1 API. Takes no --tenant.",
+)
+def create_key(name: str, tenant: str | None, operator: bool) -> None:
     """Make an API key and print it once on stdout (only its hash is stored)."""
     try:
         with connect() as conn:
-            client, key = clients.create_client(conn, name, tenant)
+            client, key = clients.create_client(conn, name, tenant, operator=operator)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     except clients.ClientNameTaken:
         raise click.ClickException(f"an API client named {name!r} exists already") from None
     # The key alone on stdout (for `> file` or a secret manager's CLI), the note on stderr.
     click.echo(key)
+    scope = "operator: the console" if client.operator else f"tenant {client.tenant}"
     click.echo(
-        f"created key {client.key_prefix} for client {client.name} (tenant {client.tenant}); "
+        f"created key {client.key_prefix} for client {client.name} ({scope}); "
         "the key above is shown only now: store it in your secret manager",
         err=True,
     )
@@ -60,6 +67,7 @@ def list_keys(as_json: bool) -> None:
             "key_prefix": c.key_prefix,
             "name": c.name,
             "tenant": c.tenant,
+            "role": c.role,
             "created_at": c.created_at.isoformat(),
             "last_used_at": c.last_used_at.isoformat() if c.last_used_at else None,
             "revoked_at": c.revoked_at.isoformat() if c.revoked_at else None,
