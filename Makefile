@@ -15,13 +15,13 @@ SHELL := /bin/sh
 
 .DEFAULT_GOAL := help
 
-.PHONY: help install test lint bandit audit run chaos bench docker-mirror clean
+.PHONY: help install browser test lint bandit audit run chaos bench docker-mirror clean
 
 help:
 	@echo 'make targets:'
 	@echo '  install        create $(VENV) and pip install -e .[test] (redone when setup.cfg/pyproject.toml change)'
 	@echo '  run            install, local PostgreSQL (scripts/dev-db), migrate, demo data; start API + poller'
-	@echo '  test           install, local PostgreSQL, ruff check, pytest (the chaos test in its short form); PYTEST_ARGS=...'
+	@echo '  test           install, Chromium if missing (apt-get, as root), local PostgreSQL, ruff check, pytest (the chaos test in its short form); PYTEST_ARGS=...'
 	@echo '  lint           ruff check'
 	@echo '  bandit         static security checks of app/ and poller/ (CI runs it after test)'
 	@echo '  audit          pip-audit the installed dependencies (needs the internet; CI does not run it)'
@@ -42,10 +42,23 @@ install: $(VENV)/.installed
 # `env=$$(scripts/dev-db ...)` first, not `eval "$$(scripts/dev-db ...)"`: eval of an
 # empty string succeeds, which would hide a failed database set-up.
 # A run that collects no test (pytest exit 5) fails: it means the suite went missing.
-test: install
+test: install browser
 	env_lines="$$(scripts/dev-db exports)" && eval "$$env_lines" \
 	&& $(VENV)/bin/ruff check . \
 	&& $(VENV)/bin/pytest -m 'not chaos' $(PYTEST_ARGS)
+
+# The console's browser tests drive Debian's Chromium (Playwright's own download cannot be
+# reached from here): installed as root when missing, else one line saying how.
+browser:
+	@if [ -n "$$EXPORTS_CHROMIUM" ] || command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo 'installing Chromium for the browser tests (apt-get install chromium)'; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo 'make test needs Chromium for the console tests: sudo apt-get install chromium (or set EXPORTS_CHROMIUM=/path/to/chromium)' >&2; \
+		exit 1; \
+	fi
 
 lint: install
 	$(VENV)/bin/ruff check .

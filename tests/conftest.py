@@ -31,6 +31,7 @@ pytest_plugins = [
     "tests.support.sns",
     "tests.support.api_server",
     "tests.support.webhook_receiver",
+    "tests.support.browser",
 ]
 
 TEST_KINDS = Path(__file__).parent / "support" / "kinds"
