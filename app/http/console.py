@@ -346,6 +346,14 @@ def retry(job_id: uuid.UUID) -> Response:
     return _to(f"/console/jobs/{job_id}", notice=f"Retry: {result}")
 
 
+@bp.post("/jobs/<uuid:job_id>/messages/<int:message_id>/requeue")
+def requeue_message(job_id: uuid.UUID, message_id: int) -> Response:
+    """Bring one dead message of the job back (its export, or its email)."""
+    with current_services().pool.connection() as conn:
+        result = console.requeue_message(conn, g.operator, job_id, message_id)
+    return _to(f"/console/jobs/{job_id}", notice=f"Requeue: {result}")
+
+
 @bp.get("/problems")
 def problems() -> Response:
     """Stuck messages, the last day's failures, dead messages per topic."""

@@ -2,9 +2,9 @@
 (exports.operator_actions) in the same transaction as the change itself.
 
 Every action calls the domain function the CLI calls (and through it the SQL function DBAs
-call: exports.cancel_job, retry_job, requeue_dead): the console adds no second way to
-change state. An action never raises for a job or schedule in the wrong state: the result
-says what happened, and is what the audit log records.
+call: exports.cancel_job, retry_job, requeue_dead, retry_message): the console adds no
+second way to change state. An action never raises for a job or schedule in the wrong
+state: the result says what happened, and is what the audit log records.
 """
 
 from __future__ import annotations
@@ -158,6 +158,16 @@ def requeue_dead(
     revived = outbox.requeue_dead(conn, topic=topic, since=since, extra_attempts=extra_attempts)
     target = f"topic={topic or 'all'} since={since.isoformat() if since else 'all'}"
     return _record(conn, session, "requeue_dead", target, f"{len(revived)} requeued")
+
+
+def requeue_message(
+    conn: Connection, session: OperatorSession, job_id: uuid.UUID, message_id: int
+) -> str:
+    """Make one dead message of a job ready again, with its job (exports.retry_message)."""
+    owned = fetch_one(conn, "console_job_message", id=message_id, job_id=job_id) is not None
+    revived = owned and outbox.requeue_message(conn, message_id)
+    result = "requeued" if revived else "not requeued: it is not a dead message of this job"
+    return _record(conn, session, "requeue_message", f"{job_id} message {message_id}", result)
 
 
 def set_schedule_enabled(

@@ -245,6 +245,12 @@ def bury_message(conn: Connection, message: Message, error: str) -> None:
     fenced(conn, "bury_message", id=message.id, attempt=message.attempts, error=error)
 
 
+def requeue_message(conn: Connection, message_id: int, *, extra_attempts: int = 3) -> bool:
+    """One dead message → ready again, with its job (exports.retry_message); False when it
+    is unknown or not dead."""
+    return bool(fetch_all(conn, "requeue_message", id=message_id, extra_attempts=extra_attempts))
+
+
 def requeue_dead(
     conn: Connection,
     *,

@@ -76,3 +76,6 @@ WHERE key_prefix = %(key_prefix)s AND role = 'operator' AND revoked_at IS NULL;
 
 -- name: console_schedule_tenant
 SELECT tenant FROM exports.schedules WHERE id = %(id)s;
+
+-- name: console_job_message
+SELECT id FROM exports.outbox WHERE id = %(id)s AND job_id = %(job_id)s;

@@ -24,6 +24,11 @@ SELECT * FROM exports.retry_job(%(id)s, %(max_attempts)s);
 -- The same function DBAs call (sql/functions/requeue_dead.sql): the revived messages.
 SELECT * FROM exports.requeue_dead(%(topic)s, %(since)s, %(extra_attempts)s);
 
+-- name: requeue_message
+-- The same function DBAs call (sql/functions/retry_message.sql): one dead message (and its
+-- job) back; no row when it is unknown or not dead.
+SELECT * FROM exports.retry_message(%(id)s, %(extra_attempts)s);
+
 -- name: queue_health
 SELECT * FROM exports.queue_health ORDER BY topic;
 

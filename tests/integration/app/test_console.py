@@ -23,7 +23,13 @@ from app.queue import outbox
 from app.schedules import store
 from app.schedules.timing import Timing
 from app.tenancy import clients
-from tests.support.operations import REQUEST, claim, failed_job, queued_job
+from tests.support.operations import (
+    REQUEST,
+    claim,
+    failed_job,
+    job_with_dead_email,
+    queued_job,
+)
 
 
 @pytest.fixture
@@ -199,6 +205,38 @@ def test_requeue_dead_revives_the_topic_and_is_audited(
     [(_, action, target, result)] = audit(db)
     assert (action, result) == ("requeue_dead", "1 requeued")
     assert target.startswith("topic=export.run since=")
+
+
+def test_a_jobs_dead_email_is_requeued_from_its_page(
+    browser: FlaskClient, db: psycopg.Connection, operator_key: str
+) -> None:
+    job = job_with_dead_email(db)
+    [notify] = [
+        row["id"] for row in db.execute(
+            "SELECT id FROM exports.outbox WHERE job_id = %s AND topic = 'export.notify'",
+            (job.id,),
+        )
+    ]  # fmt: skip
+    other = queued_job(db)
+    db.commit()
+    csrf = sign_in(browser, operator_key)
+    page = browser.get(f"/console/jobs/{job.id}").text
+    assert f'action="/console/jobs/{job.id}/messages/{notify}/requeue"' in page
+
+    wrong_job = browser.post(
+        f"/console/jobs/{other.id}/messages/{notify}/requeue", data={"csrf": csrf}
+    )
+    response = browser.post(
+        f"/console/jobs/{job.id}/messages/{notify}/requeue", data={"csrf": csrf}
+    )
+
+    assert wrong_job.status_code == response.status_code == 303
+    found = jobs.find_job(db, job.id)
+    assert found is not None and found.email_status == "pending"
+    assert [a[3] for a in audit(db)] == [
+        "not requeued: it is not a dead message of this job",
+        "requeued",
+    ]
 
 
 def test_requeue_refuses_a_window_it_does_not_offer(

@@ -128,10 +128,11 @@ def documented(document: dict[str, Any]) -> Documented:
 
 
 def flask_routes(app: Flask) -> set[tuple[str, str]]:
-    """(OpenAPI path template, method) for every route of the app (HEAD/OPTIONS implied)."""
+    """(OpenAPI path template, method) for every route of the app (HEAD/OPTIONS implied),
+    except the operator console's: HTML pages for people, not part of the API."""
     routes = set()
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
+        if rule.endpoint == "static" or rule.endpoint.startswith("console."):
             continue
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
