@@ -1,5 +1,5 @@
 """The operator console in a real browser: Debian's Chromium driven by Playwright, against
-the real exports-api (gunicorn) and real pollers on the test's database.
+the real exports-api (gunicorn) and a real exports-poller process on the test's database.
 
 `make test` installs Chromium when it is missing (tests/support/browser.py says how it is
 found). Every test leaves screenshots under var/console-screens/ for a reviewer to look at.
@@ -7,9 +7,11 @@ found). Every test leaves screenshots under var/console-screens/ for a reviewer 
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -22,10 +24,10 @@ from app.platform.settings import Settings
 from app.schedules import store
 from app.schedules.timing import Timing
 from app.tenancy import clients
-from poller.core.dispatch import Poller
 from tests.support.api_server import ApiServer
 from tests.support.browser import screenshot
 from tests.support.exports import job_ended, job_row
+from tests.support.processes import start_poller_process
 from tests.support.waiting import wait_until
 
 
@@ -33,6 +35,15 @@ from tests.support.waiting import wait_until
 def operator_key(database_url: str) -> str:
     with psycopg.connect(database_url) as conn:
         return clients.create_client(conn, "alice", operator=True)[1]
+
+
+@pytest.fixture
+def poller(settings: Settings, tmp_path: Path) -> Iterator[subprocess.Popen]:
+    """A real `exports-poller` process on the test's database, stopped (SIGTERM) at the end."""
+    process = start_poller_process(settings, tmp_path / "poller.log")
+    yield process
+    process.terminate()
+    process.wait(timeout=30)
 
 
 @pytest.fixture
@@ -95,12 +106,11 @@ def test_an_operator_signs_in_and_a_tenant_key_is_refused(
 
 
 def test_a_failed_export_shows_its_errors_and_a_retry_makes_it_succeed(
-    page: Page, db: psycopg.Connection, operator_key: str, start_poller: Callable[..., Poller]
+    page: Page, db: psycopg.Connection, operator_key: str, poller: subprocess.Popen
 ) -> None:
     db.execute("UPDATE public.test_gate SET open = false")
     db.commit()
     job = request(db, "gated_orders", max_attempts=1)
-    start_poller()
     wait_until(lambda: job_ended(db, job.id), what="the export to fail")
     sign_in(page, operator_key)
 
@@ -128,11 +138,10 @@ def test_a_failed_export_shows_its_errors_and_a_retry_makes_it_succeed(
 
 
 def test_cancelling_a_running_export_stops_it(
-    page: Page, db: psycopg.Connection, operator_key: str, start_poller: Callable[..., Poller]
+    page: Page, db: psycopg.Connection, operator_key: str, poller: subprocess.Popen
 ) -> None:
     seed_demo_orders(db, 60, owners=1)
     job = request(db, "slow_orders", {"pause": 0.5})  # ~20 rows of user-1: 10 s
-    start_poller()
     wait_until(lambda: job_row(db, job.id)["state"] == "running", what="the export to start")
     sign_in(page, operator_key)
 
@@ -154,10 +163,9 @@ def test_cancelling_a_running_export_stops_it(
 
 
 def test_dead_messages_are_requeued_from_the_problems_page(
-    page: Page, db: psycopg.Connection, operator_key: str, start_poller: Callable[..., Poller]
+    page: Page, db: psycopg.Connection, operator_key: str, poller: subprocess.Popen
 ) -> None:
     job = request(db, "broken_orders", max_attempts=1)
-    start_poller()
     wait_until(lambda: job_ended(db, job.id), what="the export to fail")
     sign_in(page, operator_key)
 
