@@ -43,7 +43,7 @@ PAGE_HEADERS = {
 TOPICS = (EXPORT_RUN, EXPORT_NOTIFY, WEBHOOK_TOPIC)
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "expired")
 REQUEUE_WINDOWS = {"1h": 1, "24h": 24, "7d": 24 * 7, "all": None}  # hours
-# Where a signed-in operator may be sent back to after signing in: console pages only.
+# Reachable without a session: the login form, signing in, and the stylesheet.
 _PUBLIC = frozenset({"console.login", "console.sign_in", "console.stylesheet"})
 
 _templates = Environment(
