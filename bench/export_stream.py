@@ -6,7 +6,9 @@ same ExportFile stream read in 16 MiB parts and dropped), which separates the up
 cost. Rows/s and MB/s are from the job's started_at -> finished_at (the whole attempt:
 start, COPY, gzip, upload, finish); MB = 10^6 bytes of gzipped output. Peak RSS is the
 poller process's VmHWM over its whole life (one fresh poller per size and sink).
-Reference: psql's `\\copy (the same query, same parameters) to stdout csv header | gzip`.
+Reference: psql's `\\copy (the same query, same parameters) to stdout csv header | gzip`;
+ceiling: the same without gzip (what the database and psql alone do, the most any client
+can); output size next to gzip -6's.
 """
 
 from __future__ import annotations
@@ -131,8 +133,10 @@ def exports_on(
     return results, (peaks[0] if peaks else 0)
 
 
-def psql_reference(url: str) -> float:
-    """Seconds for psql \\copy (the kind's query for OWNER) to stdout csv header | gzip."""
+def psql_reference(url: str, *, gzip: bool = True) -> tuple[float, int]:
+    """(seconds, output bytes) of psql \\copy (the kind's query for OWNER) to stdout csv
+    header, piped through `gzip` (gzip -6) or, without it, into /dev/null: the database
+    and psql alone, the ceiling of any client."""
     kind = load_catalog(Settings().catalog_dir).get("demo_orders")
     assert kind is not None
     with psycopg.connect(url) as conn:
@@ -141,14 +145,17 @@ def psql_reference(url: str) -> float:
         )
     query = " ".join(query.split())  # \copy must be one line
     psql = shutil.which("psql") or "/usr/bin/psql"
+    sink = "| gzip | wc -c" if gzip else "| wc -c"
     started = time.perf_counter()
-    subprocess.run(
-        f"{psql} -X -q -d '{url}' -c \"\\copy ({query}) to stdout csv header\" | gzip > /dev/null",
+    out = subprocess.run(
+        f"{psql} -X -q -d '{url}' -c \"\\copy ({query}) to stdout csv header\" {sink}",
         shell=True,
         check=True,
         executable="/bin/bash",
-    )
-    return time.perf_counter() - started
+        capture_output=True,
+        text=True,
+    ).stdout
+    return time.perf_counter() - started, int(out.strip())
 
 
 def s3_settings(settings: Settings, endpoint: str) -> Settings:
