@@ -106,13 +106,14 @@ def _merge(document: dict[str, Any], paths: dict[str, Any]) -> None:
 
 
 def _apply_security(paths: dict[str, Any]) -> None:
-    """Secured operations may answer 401 (and 503: the key is looked up in the database);
-    the open ones say `security: []`."""
+    """Secured operations may answer 401, 403 to an operator's key (and 503: the key is
+    looked up in the database); the open ones say `security: []`."""
     for path, item in paths.items():
         for operation in item.values():
             if path.startswith(SECURED_PREFIX) and path not in PUBLIC_PATHS:
                 responses = operation["responses"]
                 responses.setdefault("401", schemas.response_ref("Unauthorized"))
+                responses.setdefault("403", schemas.response_ref("OperatorKey"))
                 responses.setdefault("503", schemas.response_ref("DatabaseUnavailable"))
                 operation["responses"] = dict(sorted(responses.items()))
             else:
@@ -533,9 +534,15 @@ def _responses() -> dict[str, Any]:
             "`idempotency-conflict`: this Idempotency-Key was used with another body; "
             "`job_id` names the first job."
         ),
+        "OperatorKey": problem(
+            "`operator-key`: an operator's key, which opens the console (/console/), not "
+            "this API: call it with a tenant's key."
+        ),
         "TenantUnusable": problem(
             "`tenant-unusable`: the API key's tenant cannot name a storage folder (a key made "
-            "before tenant names were checked); ask the operator for a new key."
+            "before tenant names were checked); ask the operator for a new key. Or "
+            "`operator-key`: an operator's key, which opens the console (/console/), not "
+            "this API."
         ),
         "ScheduleConflict": problem(
             "`idempotency-conflict`: this Idempotency-Key was used with another body "
