@@ -102,64 +102,22 @@ def header_ref(name: str) -> dict[str, str]:
 # --- validation -----------------------------------------------------------------------------
 
 
-class Checker:
-    """A schema made ready once (its `$ref`s to #/components/schemas/<name> resolving in
-    `components`) to check any number of instances, from any thread."""
-
-    def __init__(
-        self, schema: Mapping[str, Any], *, components: Mapping[str, Any] | None = None
-    ) -> None:
-        root: Mapping[str, Any] = schema
-        if components is not None:  # "#/components/..." then resolves inside this root
-            root = {"components": {"schemas": components}, "allOf": [schema]}
-        self._validator = Draft202012Validator(root)
-
-    def errors(self, instance: Any) -> dict[str, str]:
-        """Every way `instance` breaks the schema: {JSON Pointer: what is wrong}, in schema
-        order; one message per pointer (the first), a missing property and an unknown one
-        each with their own pointer."""
-        errors: dict[str, str] = {}
-        for error in self._validator.iter_errors(instance):
-            for pointer, message in _explain(error):
-                errors.setdefault(pointer, message)
-        return errors
-
-
 def validate(
     schema: Mapping[str, Any], instance: Any, *, components: Mapping[str, Any] | None = None
 ) -> dict[str, str]:
-    """Every way `instance` breaks `schema` (Checker.errors), for a schema used once."""
-    return Checker(schema, components=components).errors(instance)
+    """Every way `instance` breaks `schema`: {JSON Pointer: what is wrong}, in schema order.
 
-
-class CatalogCheckers:
-    """The request schemas that depend on the export catalog (one per kind, the envelope,
-    schedules), built and made ready once per catalog rather than at every request: that
-    was ~0.4 ms of each POST /v1/exports."""
-
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
-        components = component_schemas(catalog)
-        self.envelope = Checker(export_request_envelope(catalog), components=components)
-        self.kinds = {
-            kind.name: Checker(ref(kind_schema_name(kind)), components=components)
-            for kind in catalog
-        }
-        self.schedule = Checker(ref("ScheduleRequest"), components=components)
-
-
-_checkers: CatalogCheckers | None = None
-
-
-def catalog_checkers(catalog: Catalog) -> CatalogCheckers:
-    """The checkers of `catalog`, made at its first request (a new catalog, e.g. one whose
-    columns were learned later, gets its own)."""
-    global _checkers
-    current = _checkers
-    if current is None or current.catalog is not catalog:
-        # Two threads may both build them at first: the same result, one is kept.
-        current = _checkers = CatalogCheckers(catalog)
-    return current
+    One message per pointer (the first); a missing property and an unknown one each get
+    their own pointer. `$ref`s to #/components/schemas/<name> resolve in `components`.
+    """
+    root: Mapping[str, Any] = schema
+    if components is not None:  # "#/components/..." then resolves inside this root
+        root = {"components": {"schemas": components}, "allOf": [schema]}
+    errors: dict[str, str] = {}
+    for error in Draft202012Validator(root).iter_errors(instance):
+        for pointer, message in _explain(error):
+            errors.setdefault(pointer, message)
+    return errors
 
 
 def query_instance(schema: Mapping[str, Any], args: Mapping[str, str]) -> dict[str, Any]:
