@@ -165,8 +165,10 @@ WHERE o.id = ANY (ARRAY(SELECT id FROM next)) AND t.topic = o.topic
 RETURNING o.id, o.topic, o.job_id, o.payload, o.attempts, o.max_attempts, t.deadline_seconds,
           o.tenant, o.turn_at, t.limited_per_tenant AS limited),
 -- While any limit is in force, the leases of limited topics are noted for the count above,
--- and the walked tenants' notes of leases that ended (done, retried, handed back, lapsed)
--- are forgotten: a tenant's rows are about what it runs now. Without limits neither happens.
+-- and the notes of the tenants this claim takes from whose lease ended (done, retried,
+-- handed back, lapsed) are forgotten, so a tenant's rows stay about what it runs now (an
+-- ended note counts for nothing meanwhile; it goes when its tenant is claimed from again,
+-- or with its outbox row). Without limits neither happens.
 limits_in_force AS (
     SELECT %(max_running)s > 0 OR EXISTS (SELECT FROM exports.tenant_limits WHERE max_running > 0)
         AS yes),
