@@ -84,7 +84,7 @@ def psql_ms(url: str, query: str) -> float:
 def console_query(conn: psycopg.Connection, **params: object) -> str:
     """The jobs page's query with these parameters in it, as psql will run it."""
     base = dict.fromkeys(
-        ("state", "tenant", "owner_id", "kind", "schedule_id", "before_at", "before_id")
+        ("state", "tenant", "owner_id", "kind", "schedule_id", "before_created_at", "before_id")
     )
     return psycopg.ClientCursor(conn).mogrify(QUERIES["console_jobs"], base | params)
 
@@ -112,7 +112,7 @@ def main() -> None:
                 ("jobs, newest", "/console/jobs", console_query(conn, limit=51)),
                 ("jobs, page half-way down (keyset)",
                  "/console/jobs?" + urlencode({"before_at": at.isoformat(), "before_id": job_id}),
-                 console_query(conn, before_at=at, before_id=job_id, limit=51)),
+                 console_query(conn, before_created_at=at, before_id=job_id, limit=51)),
                 ("jobs, state=failed", "/console/jobs?state=failed",
                  console_query(conn, state="failed", limit=51)),
                 ("jobs, one tenant", "/console/jobs?tenant=tenant-7",

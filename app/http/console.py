@@ -21,6 +21,7 @@ from flask import Blueprint, Response, g, redirect, request
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from app.exports.topics import EXPORT_NOTIFY, EXPORT_RUN
+from app.http.parsing import text_problem
 from app.notifications.webhooks import TOPIC as WEBHOOK_TOPIC
 from app.operators import console, reads, sessions
 from app.platform.services import current_services
@@ -93,10 +94,6 @@ _templates.filters.update(when=_when, local=_local, seconds=_seconds, show=_show
 
 def _cookies() -> sessions.SessionCookies:
     return sessions.SessionCookies(current_services().settings.secret_key)
-
-
-def _secure_cookie() -> bool:
-    return current_services().settings.env not in ("development", "test")
 
 
 def render(template: str, *, status: int = 200, **context: Any) -> Response:
@@ -184,7 +181,7 @@ def sign_in() -> Response:
         max_age=cookies.seconds,
         path="/console",
         httponly=True,
-        secure=_secure_cookie(),
+        secure=current_services().settings.is_production,
         samesite="Strict",
     )
     return response
@@ -260,6 +257,12 @@ def jobs_list() -> Response:
                 "jobs.html", status=400, title="Jobs", page=None, filters=_filter_values(),
                 states=JOB_STATES, error=f"{search!r} is not a job id (a UUID)",
             )  # fmt: skip
+    texts = {key: args[key] for key in ("tenant", "owner", "kind") if args.get(key)}
+    if problems := {key: p for key, text in texts.items() if (p := text_problem(text))}:
+        return render(
+            "jobs.html", status=400, title="Jobs", page=None, filters={}, states=JOB_STATES,
+            error="; ".join(f"{key} {problem}" for key, problem in problems.items()),
+        )  # fmt: skip
     try:
         filters = console.JobFilters(
             state=_choice(args.get("state"), JOB_STATES),

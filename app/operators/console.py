@@ -17,7 +17,7 @@ from psycopg import Connection
 
 from app.exports import jobs
 from app.operators.sessions import OperatorSession
-from app.platform.db import Row, fetch_all, fetch_one
+from app.platform.db import Row, fetch_all, fetch_one, keyset_after
 from app.queue import outbox
 from app.schedules import store
 
@@ -59,8 +59,7 @@ def jobs_page(
         owner_id=filters.owner_id,
         kind=filters.kind,
         schedule_id=filters.schedule_id,
-        before_at=before[0] if before else None,
-        before_id=before[1] if before else None,
+        **keyset_after(before),
         limit=size + 1,  # one more tells whether a next page exists
     )
     if len(rows) <= size:
@@ -71,7 +70,7 @@ def jobs_page(
 
 def job(conn: Connection, job_id: uuid.UUID) -> Row | None:
     """Every column of one job, any tenant's."""
-    return fetch_one(conn, "console_job", id=job_id)
+    return fetch_one(conn, "get_job_by_id", id=job_id)
 
 
 def job_deliveries(conn: Connection, job_id: uuid.UUID) -> list[Row]:

@@ -4,7 +4,7 @@
 
 -- name: console_jobs
 -- One page of every tenant's jobs, newest first, filtered; keyset paging on (created_at,
--- id) below `before_at`/`before_id` (NULL: the first page). Unset filters are NULL; the
+-- id) below `before_created_at`/`before_id` (NULL: the first page), as list_jobs. Unset filters are NULL; the
 -- plan is made for the values given (custom plans), so a set filter uses its index.
 SELECT id, tenant, owner_id, kind, format, state, priority, attempts, created_at,
        finished_at, schedule_id, last_error
@@ -14,12 +14,10 @@ WHERE (%(state)s::text IS NULL OR state = %(state)s)
   AND (%(owner_id)s::text IS NULL OR owner_id = %(owner_id)s)
   AND (%(kind)s::text IS NULL OR kind = %(kind)s)
   AND (%(schedule_id)s::uuid IS NULL OR schedule_id = %(schedule_id)s)
-  AND (%(before_at)s::timestamptz IS NULL OR (created_at, id) < (%(before_at)s, %(before_id)s::uuid))
+  AND (%(before_created_at)s::timestamptz IS NULL
+       OR (created_at, id) < (%(before_created_at)s::timestamptz, %(before_id)s::uuid))
 ORDER BY created_at DESC, id DESC
 LIMIT %(limit)s;
-
--- name: console_job
-SELECT * FROM exports.jobs WHERE id = %(id)s;
 
 -- name: console_job_deliveries
 -- The webhook deliveries of one job, oldest first, with their endpoint's URL.
