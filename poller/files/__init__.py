@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 from app.exports.columns import Column
 from app.exports.formats import FileOptions, Format
 from poller.files.feed import RecordFeed
-from poller.files.text import PROGRESS_SECONDS, TextPart
+from poller.files.text import GZIP_LEVEL, PROGRESS_SECONDS, TextPart
 
 if TYPE_CHECKING:
     from poller.files.typed import TypedBlocks
@@ -60,7 +60,7 @@ class ExportParts:
 
     `on_progress(rows, bytes)`, totals over the parts so far, is called at least every
     `progress_seconds` while data flows and at the end of each part; raising from it
-    stops the export.
+    stops the export. `gzip_level` is zlib's level for .gz formats (EXPORTS_GZIP_LEVEL).
     """
 
     def __init__(
@@ -70,8 +70,10 @@ class ExportParts:
         *,
         on_progress: Callable[[int, int], None],
         progress_seconds: float = PROGRESS_SECONDS,
+        gzip_level: int = GZIP_LEVEL,
     ) -> None:
         self._feed = RecordFeed(copy_chunks)
+        self._gzip_level = gzip_level
         self._shape = shape
         self._on_progress = on_progress
         self._progress_seconds = progress_seconds
@@ -123,6 +125,7 @@ class ExportParts:
                 preamble=self._preamble,
                 max_bytes=max_bytes,
                 progress_seconds=self._progress_seconds,
+                gzip_level=self._gzip_level,
             )
         if shape.format.family == "parquet":
             from poller.files.parquet import ParquetPart

@@ -27,15 +27,16 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-# zlib-ng: zlib's API and standard gzip output, ~30 % less CPU than zlib at the same
-# level (output ~3 % larger on the demo CSV); compressing is most of an export's CPU.
+# zlib-ng: zlib's API and standard gzip output at less CPU than zlib. At level 5 it writes
+# within 5 % of gzip -6's bytes (1.046x on the demo CSV; its own 6: 1.035x) in ~55 % of
+# level 6's time; compressing is a third of a csv.gz export's CPU (bench/README.md).
 from zlib_ng import zlib_ng
 
 from poller.files.feed import BLOCK_BYTES, RecordFeed
 
 BLOCKS_IN_FLIGHT = 4
 PROGRESS_SECONDS = 2.0
-GZIP_LEVEL = 6  # gzip(1)'s default, so `psql | gzip` is a like-for-like reference
+GZIP_LEVEL = 5  # Settings.gzip_level's default (EXPORTS_GZIP_LEVEL)
 _GZIP = 16 + zlib_ng.MAX_WBITS  # zlib wbits that select the gzip container
 # gzip header and trailer, the final empty deflate block, a sync flush's marker.
 _GZIP_FRAMING = 64

@@ -150,7 +150,13 @@ class ExportRun:
                     kind.bind(job.owner_id, job.params, job.window),
                 ) as copy:
                     for number, part in enumerate(
-                        ExportParts(copy, shape, on_progress=on_progress), start=1
+                        ExportParts(
+                            copy,
+                            shape,
+                            on_progress=on_progress,
+                            gzip_level=self.services.settings.gzip_level,
+                        ),
+                        start=1,
                     ):
                         key = part_key(base, number, fmt)
                         stored.append(key)

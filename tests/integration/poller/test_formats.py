@@ -10,6 +10,7 @@ import io
 import json
 from collections.abc import Callable
 from decimal import Decimal
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -394,3 +395,26 @@ def test_safe_cells_prefix_formula_starts_and_leave_numbers_alone(db: psycopg.Co
 
     assert exported() == [[safe, str(-n)] for n, (_, safe) in enumerate(SAFE_CELLS)]
     assert exported(safe_cells=False) == [[raw, str(-n)] for n, (raw, _) in enumerate(SAFE_CELLS)]
+
+
+def test_the_gzip_level_setting_trades_file_size_for_cpu(
+    client: FlaskClient,
+    db: psycopg.Connection,
+    settings: Settings,
+    start_poller: Callable[..., Poller],
+) -> None:
+    """EXPORTS_GZIP_LEVEL reaches the poller's compressor: the same rows at levels 1 and 9
+    unzip to the same CSV, and level 9's file is the smaller."""
+    stored: dict[int, bytes] = {}
+    for level in (1, 9):
+        poller = start_poller(gzip_level=level)
+        job_id = submit(
+            client, kind="numbered_lines", owner_id=f"gz-{level}", params={"rows": 20_000}
+        )["id"]
+        row = wait_until(partial(job_ended, db, job_id), timeout=60, what=f"level {level}")
+        poller.stop()  # the next level's poller takes the next export
+        assert row["state"] == "succeeded", row["last_error"]
+        stored[level] = stored_file(settings, row["result_key"]).read_bytes()
+    assert gzip.decompress(stored[1]) == gzip.decompress(stored[9])
+    assert gzip.decompress(stored[9]).count(b"\n") == 20_001  # the header and every row
+    assert len(stored[9]) < len(stored[1])
