@@ -278,7 +278,10 @@ def bench_export(url: str, settings, sizes: Sizes, runs: int) -> tuple[list[Resu
             for sink, sink_settings, flags in (
                 ("S3 (moto)", s3, ()),
                 ("null sink", settings, ("--null-storage",)),
-            ):
+                # The setting's trade (README): less CPU for ~1 % larger files.
+                ("null sink, EXPORTS_GZIP_LEVEL=5", dataclasses.replace(settings, gzip_level=5),
+                 ("--null-storage",)),
+            ):  # fmt: skip
                 measured, peak = export_stream.exports_on(
                     sink_settings, *flags, runs=runs, timeout=900
                 )

@@ -159,9 +159,9 @@ class Settings:
     # An identical request (no Idempotency-Key) within this many seconds gets the job the
     # first one created (0: off).
     dedupe_seconds: float = 10.0
-    # zlib level of .gz exports. zlib-ng's 5 writes within 5 % of gzip -6's bytes at about
-    # half of its own level 6's CPU, and compressing is much of an export's CPU (bench/README.md).
-    gzip_level: int = 5
+    # zlib level of .gz exports: 6 as gzip(1). 5 needs ~45 % less compression CPU (a csv.gz
+    # export ~20 % less time on 2 cores) for files ~1 % larger (bench/README.md).
+    gzip_level: int = 6
     # POST /v1/ses-events accepts SNS messages from these topics only.
     sns_topic_arns: tuple[str, ...] = ()
     # Older SNS messages are refused (SNS retries a delivery for at most an hour).

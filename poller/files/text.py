@@ -27,16 +27,17 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-# zlib-ng: zlib's API and standard gzip output at less CPU than zlib. At level 5 it writes
-# within 5 % of gzip -6's bytes (1.046x on the demo CSV; its own 6: 1.035x) in ~55 % of
-# level 6's time; compressing is a third of a csv.gz export's CPU (bench/README.md).
+# zlib-ng: zlib's API and standard gzip output at ~40 % less CPU than zlib at the same
+# level; compressing is a third of a csv.gz export's CPU (bench/README.md). On the bench's
+# demo CSV its level 6 writes 1.035-1.043x gzip -6's bytes, its level 5 1.046-1.053x in 55 %
+# of the time, which is why the level is a setting.
 from zlib_ng import zlib_ng
 
 from poller.files.feed import BLOCK_BYTES, RecordFeed
 
 BLOCKS_IN_FLIGHT = 4
 PROGRESS_SECONDS = 2.0
-GZIP_LEVEL = 5  # Settings.gzip_level's default (EXPORTS_GZIP_LEVEL)
+GZIP_LEVEL = 6  # Settings.gzip_level's default (EXPORTS_GZIP_LEVEL)
 _GZIP = 16 + zlib_ng.MAX_WBITS  # zlib wbits that select the gzip container
 # gzip header and trailer, the final empty deflate block, a sync flush's marker.
 _GZIP_FRAMING = 64
