@@ -397,7 +397,7 @@ def test_safe_cells_prefix_formula_starts_and_leave_numbers_alone(db: psycopg.Co
     assert exported(safe_cells=False) == [[raw, str(-n)] for n, (raw, _) in enumerate(SAFE_CELLS)]
 
 
-def test_the_gzip_level_setting_trades_file_size_for_cpu(
+def test_the_gzip_level_setting_changes_the_file_size_not_its_content(
     client: FlaskClient,
     db: psycopg.Connection,
     settings: Settings,
