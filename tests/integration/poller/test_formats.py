@@ -373,6 +373,9 @@ SAFE_CELLS = [  # (stored text, as csv and xlsx write it with safe_cells on)
     ("a=b", "a=b"),
     ("'quoted", "'quoted"),
     ("", ""),
+    ("42 apples", "42 apples"),  # below 'A' but no formula start
+    ("A=1", "A=1"),  # 'A' itself, where the shortcut in shaping.py begins
+    ("Ωmega", "Ωmega"),  # ascii() of a non-ASCII start is its code point
 ]
 
 
