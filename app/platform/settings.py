@@ -160,7 +160,7 @@ class Settings:
     # first one created (0: off).
     dedupe_seconds: float = 10.0
     # zlib level of .gz exports: 6 as gzip(1). 5 needs ~45 % less compression CPU (a csv.gz
-    # export ~20 % less time on 2 cores) for files ~1 % larger (bench/README.md).
+    # export 20-25 % less time on 2 cores) for files ~1 % larger (bench/README.md).
     gzip_level: int = 6
     # POST /v1/ses-events accepts SNS messages from these topics only.
     sns_topic_arns: tuple[str, ...] = ()
