@@ -358,3 +358,45 @@ def _own_seconds() -> float:
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants now (Linux /proc), e.g. gunicorn's arbiter and workers."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        try:
+            with open(f"/proc/{current}/task/{current}/children") as children:
+                todo += [int(child) for child in children.read().split()]
+        except OSError:
+            pass  # it has exited
+    return found
+
+
+def processes_named(name: str) -> list[int]:
+    """Every running process whose command name is `name` (all of PostgreSQL's: `postgres`)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def cpu_seconds(pids: Sequence[int]) -> dict[int, float]:
+    """utime + stime of each process still running, by pid."""
+    seconds = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):  # it has exited
+            seconds[pid] = _process_seconds(pid)
+    return seconds
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two cpu_seconds() readings by processes in both (a
+    PostgreSQL backend that started in between counts from 0)."""
+    return sum(after[pid] - before.get(pid, 0.0) for pid in after)

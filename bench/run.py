@@ -232,27 +232,39 @@ def bench_enqueue(url: str, sizes: Sizes, runs: int) -> list[Result]:
 
 
 def bench_http(url: str, settings, sizes: Sizes, runs: int) -> list[Result]:
-    rps, p50, p99 = [], [], []
+    rps, p50, p99, api_ms, db_ms = [], [], [], [], []
+    enqueue.like_a_live_system(url)
     process, port = enqueue.start_api(settings)
     client = ""
     try:
         key = enqueue.api_key(url)
+        api = c.process_tree(process.pid)  # gunicorn's arbiter and its workers
         for i in range(runs):
+            # Where a request's CPU goes: the API's processes, and the whole PostgreSQL
+            # server (backends, WAL writer, ...), per request answered.
+            api_before, db_before = c.cpu_seconds(api), c.cpu_seconds(c.processes_named("postgres"))
             result = enqueue.http_load(port, key, sizes.http_seconds)
+            api_after, db_after = c.cpu_seconds(api), c.cpu_seconds(c.processes_named("postgres"))
+            answered = max(1.0, result["rps"] * sizes.http_seconds)
+            api_ms.append(1000 * c.cpu_spent(api_before, api_after) / answered)
+            db_ms.append(1000 * c.cpu_spent(db_before, db_after) / answered)
             client = result["client"]
             rps.append(result["rps"])
             p50.append(result["p50"])
             p99.append(result["p99"])
             print(f"  http run {i + 1}/{runs} ({client}): {rps[-1]:.0f} req/s, p50 "
-                  f"{p50[-1]:.1f} p99 {p99[-1]:.1f} ms, {result['errors']} non-2xx",
+                  f"{p50[-1]:.1f} p99 {p99[-1]:.1f} ms, {result['errors']} non-2xx; CPU a "
+                  f"request: API {api_ms[-1]:.2f} ms, PostgreSQL {db_ms[-1]:.2f} ms",
                   file=sys.stderr)  # fmt: skip
     finally:
         c.stop_process(process)
     name = f"3. HTTP POST /v1/exports, 8 connections, {sizes.http_seconds:g} s ({client})"
     return [
-        Result(name, "requests/s", rps, "req/s"),
+        Result(name, "requests/s", rps, "req/s", ">= 1,000"),
         Result(name, "latency p50", p50, "ms", higher_is_better=False),
         Result(name, "latency p99", p99, "ms", "<= 25 ms", higher_is_better=False),
+        Result(name, "CPU per request: API processes", api_ms, "ms", higher_is_better=False),
+        Result(name, "CPU per request: PostgreSQL", db_ms, "ms", higher_is_better=False),
     ]
 
 
