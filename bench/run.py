@@ -407,6 +407,7 @@ def main() -> None:
     # What the production poller runs with (deploy/ecs-task-poller.json): see README.
     os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", "1048576")
     os.environ.setdefault("MIMALLOC_PURGE_DELAY", "0")
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")
     head = machine()
     load_before = load()
     print("\n".join(head), file=sys.stderr)
