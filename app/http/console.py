@@ -18,10 +18,11 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, g, redirect, request
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from app.exports.jobs import STATES as JOB_STATES
 from app.exports.topics import EXPORT_NOTIFY, EXPORT_RUN
 from app.http.parsing import text_problem
+from app.http.templates import page_templates
 from app.notifications.webhooks import TOPIC as WEBHOOK_TOPIC
 from app.operators import console, reads, sessions
 from app.platform.services import current_services
@@ -42,18 +43,11 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 TOPICS = (EXPORT_RUN, EXPORT_NOTIFY, WEBHOOK_TOPIC)
-JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled", "expired")
 REQUEUE_WINDOWS = {"1h": 1, "24h": 24, "7d": 24 * 7, "all": None}  # hours
 # Reachable without a session: the login form, signing in, and the stylesheet.
 _PUBLIC = frozenset({"console.login", "console.sign_in", "console.stylesheet"})
 
-_templates = Environment(
-    loader=PackageLoader("app.http", "templates/console"),
-    autoescape=select_autoescape(["html"]),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_templates = page_templates("templates/console")
 
 
 def _when(value: dt.datetime | None) -> str:

@@ -9,17 +9,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup, escape
 
+from app.http.templates import page_templates
+
 METHODS = ("get", "put", "post", "delete", "patch")
-_templates = Environment(
-    loader=PackageLoader("app.http", "templates"),
-    autoescape=select_autoescape(["html"]),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+_templates = page_templates()
 
 
 def _code(text: str) -> Markup:
