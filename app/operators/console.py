@@ -9,6 +9,7 @@ state: the result says what happened, and is what the audit log records.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from dataclasses import dataclass
@@ -180,11 +181,10 @@ def set_schedule_enabled(
     """Pause or resume a schedule, as PATCH {"enabled": ...} does; what happened."""
     action = "resume_schedule" if enabled else "pause_schedule"
     row = fetch_one(conn, "console_schedule_tenant", id=schedule_id)
-    if row is None:
-        result = "no such schedule"
-    else:
-        changed = store.update_schedule(
-            conn, row["tenant"], schedule_id, store.ScheduleChanges(enabled=enabled), now=now
-        )
-        result = changed.state
+    result = "no such schedule"
+    if row is not None:
+        # Its tenant's DELETE may commit between the lookup and the update.
+        with contextlib.suppress(store.ScheduleNotFound):
+            changes = store.ScheduleChanges(enabled=enabled)
+            result = store.update_schedule(conn, row["tenant"], schedule_id, changes, now=now).state
     return _record(conn, session, action, str(schedule_id), result)
