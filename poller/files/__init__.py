@@ -4,7 +4,8 @@ Every format streams: the storage upload pulls each part with read(n), and each 
 COPY records as it needs them. A part is a complete file of its format on its own (a CSV
 header in each, every Parquet file with its footer, every workbook whole).
 
-    RecordFeed (feed.py)     COPY records, read once across the parts
+    record_batches (copy_out.py)  COPY records from libpq, many at a time
+    RecordFeed (feed.py)          COPY records, read once across the parts
       ├─ TextPart (text.py)          csv, csv.gz, jsonl, jsonl.gz
       └─ TypedBlocks (typed.py)      CSV → Arrow tables
            ├─ ParquetPart (parquet.py)
@@ -14,13 +15,13 @@ header in each, every Parquet file with its footer, every workbook whole).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from app.exports.columns import Column
 from app.exports.formats import FileOptions, Format
-from poller.files.feed import RecordFeed
+from poller.files.feed import Record, RecordFeed
 from poller.files.text import GZIP_LEVEL, PROGRESS_SECONDS, TextPart
 
 if TYPE_CHECKING:
@@ -65,14 +66,14 @@ class ExportParts:
 
     def __init__(
         self,
-        copy_chunks: Iterable[bytes | memoryview],
+        record_batches: Iterable[Sequence[Record]],
         shape: FileShape,
         *,
         on_progress: Callable[[int, int], None],
         progress_seconds: float = PROGRESS_SECONDS,
         gzip_level: int = GZIP_LEVEL,
     ) -> None:
-        self._feed = RecordFeed(copy_chunks)
+        self._feed = RecordFeed(record_batches)
         self._gzip_level = gzip_level
         self._shape = shape
         self._on_progress = on_progress

@@ -28,24 +28,24 @@ from psycopg.abc import PQGen
 from psycopg.pq.abc import PGconn
 from psycopg.waiting import Wait
 
-# Records handed over per wake-up at most; libpq's buffer usually holds fewer.
+# Records in one batch at most; libpq's buffer usually holds fewer.
 BATCH_RECORDS = 1000
 
 _COMMAND_OK = pq.ExecStatus.COMMAND_OK
 
 
-def copy_records(copy: Copy) -> Iterator[memoryview]:
-    """The records of a COPY ... TO STDOUT, one per output row, as `for record in copy`
-    gives them, at a fraction of its per-record cost."""
+def record_batches(copy: Copy) -> Iterator[list[memoryview]]:
+    """The records of a COPY ... TO STDOUT, one per output row as `for record in copy`
+    gives them, in batches of what libpq holds at once."""
     conn = copy.connection
     encoding = conn.info.encoding
-    batch: list[memoryview] = []
     while True:
+        batch: list[memoryview] = []
         ended = conn.wait(_buffered_records(conn.pgconn, batch, encoding))
-        yield from batch
+        if batch:
+            yield batch
         if ended:
             return
-        batch.clear()
 
 
 def _buffered_records(pgconn: PGconn, into: list[memoryview], encoding: str) -> PQGen[bool]:

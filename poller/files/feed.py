@@ -3,34 +3,39 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 # Raw records handed on at once: big enough that per-block costs (a GIL hand-over around a
 # compress call, a pyarrow parse) are small next to the work on the block itself.
 BLOCK_BYTES = 1024 * 1024
 
+Record = bytes | memoryview
+
 
 class RecordFeed:
-    """Records of COPY ... TO STDOUT output, with one record of look-ahead.
+    """Records of COPY ... TO STDOUT output, arriving in batches (copy_out.record_batches).
 
     PostgreSQL sends COPY output as one CopyData message per row (protocol docs,
-    "Copy-out mode") and psycopg yields one message per chunk, so a chunk is exactly one
-    record: counting chunks counts rows, and a part can end between any two chunks. A record
-    that would not fit in the current part is held back for the next one.
+    "Copy-out mode"), so a record is exactly one row: counting records counts rows, and a
+    part can end between any two records. A record that would not fit in the current part
+    is held back for the next one.
+
+    A batch that fits in the block whole is joined in one call: per record, Python work
+    would cost as much as compressing it (bench/README.md, "Export: where the time goes").
     """
 
-    def __init__(self, chunks: Iterable[bytes | memoryview]) -> None:
-        self._chunks: Iterator[bytes | memoryview] = iter(chunks)
-        self._held: bytes | memoryview | None = None
+    def __init__(self, batches: Iterable[Sequence[Record]]) -> None:
+        self._batches: Iterator[Sequence[Record]] = iter(batches)
+        self._batch: Sequence[Record] = ()  # the current batch; records from _at on are due
+        self._at = 0
         self.exhausted = False  # every record has been handed out
 
     def first(self) -> bytes | None:
         """The next record on its own (a CSV header), or None when there is none."""
-        record = self._held if self._held is not None else next(self._chunks, None)
-        self._held = None
-        if record is None:
-            self.exhausted = True
+        if not self._pending():
             return None
+        record = self._batch[self._at]
+        self._at += 1
         return bytes(record)
 
     def read_block(
@@ -45,23 +50,31 @@ class RecordFeed:
         """
         records = 0
         cap = min(limit, BLOCK_BYTES)
-        monotonic = time.monotonic
-        if self._held is not None:
-            held, self._held = self._held, None
-            if len(into) + len(held) > limit and not take_one:
-                self._held = held
-                return 0, True
-            into += held
-            records = 1
-            if len(into) >= cap or monotonic() >= deadline:
+        while self._pending():
+            due = self._batch[self._at :] if self._at else self._batch
+            if len(into) + sum(map(len, due)) < cap:
+                into += b"".join(due)
+                records += len(due)
+                self._batch, self._at = (), 0
+            else:  # the block (or the part) ends in this batch: record by record
+                for record in due:
+                    if len(into) + len(record) > limit and (records or not take_one):
+                        return records, True  # held: _at still points at it
+                    into += record
+                    records += 1
+                    self._at += 1
+                    if len(into) >= cap:
+                        return records, False
+            if time.monotonic() >= deadline:
                 return records, False
-        for chunk in self._chunks:
-            if len(into) + len(chunk) > limit and (records or not take_one):
-                self._held = chunk
-                return records, True
-            into += chunk
-            records += 1
-            if len(into) >= cap or monotonic() >= deadline:
-                return records, False
-        self.exhausted = True
         return records, False
+
+    def _pending(self) -> bool:
+        """Whether a record is due, taking the next batch if needed; sets `exhausted`."""
+        while self._at >= len(self._batch):
+            batch = next(self._batches, None)
+            if batch is None:
+                self.exhausted = True
+                return False
+            self._batch, self._at = batch, 0
+        return True

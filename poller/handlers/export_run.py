@@ -35,7 +35,7 @@ from poller import metrics
 from poller.core.handler import Settled
 from poller.core.lease import Lease, StopReason, WorkStopped
 from poller.files import ExportParts, FileShape, manifest_key, part_key
-from poller.files.copy_out import copy_records
+from poller.files.copy_out import record_batches
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class ExportRun:
                 ) as copy:
                     for number, part in enumerate(
                         ExportParts(
-                            copy_records(copy),
+                            record_batches(copy),
                             shape,
                             on_progress=on_progress,
                             gzip_level=self.services.settings.gzip_level,

@@ -1,4 +1,4 @@
-"""copy_records: the same records as psycopg's own COPY iteration, the same errors, and a
+"""record_batches: the same records as psycopg's own COPY iteration, the same errors, and a
 connection left usable however the COPY ended (real PostgreSQL)."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from poller.files.copy_out import BATCH_RECORDS, copy_records
+from poller.files.copy_out import BATCH_RECORDS, record_batches
 
 # Rows of varying size, one far bigger than libpq's read buffer, a NULL and an empty string.
 VARIED = """
@@ -25,7 +25,7 @@ def psycopg_records(conn: psycopg.Connection, statement: str) -> list[bytes]:
 
 def our_records(conn: psycopg.Connection, statement: str) -> list[bytes]:
     with conn.cursor() as cur, cur.copy(statement) as copy:
-        return [bytes(record) for record in copy_records(copy)]
+        return [bytes(record) for batch in record_batches(copy) for record in batch]
 
 
 def test_gives_exactly_the_records_psycopg_gives(database_url: str) -> None:
@@ -54,8 +54,8 @@ def test_an_error_half_way_is_raised_as_psycopg_raises_it(database_url: str) -> 
             conn.cursor() as cur,
             cur.copy(failing) as copy,
         ):
-            for record in copy_records(copy):
-                received.append(record)
+            for batch in record_batches(copy):
+                received += batch
         assert len(received) > 0  # rows before the failing one had arrived
         conn.rollback()
         assert conn.execute("SELECT 1").fetchone() == (1,)
@@ -79,8 +79,8 @@ def test_leaving_half_way_cancels_the_copy_and_keeps_the_connection(database_url
     endless = "COPY (SELECT g FROM generate_series(1, 100000000) AS g) TO STDOUT"
     with psycopg.connect(database_url) as conn:
         with pytest.raises(Abandoned), conn.cursor() as cur, cur.copy(endless) as copy:
-            for number, _ in enumerate(copy_records(copy), start=1):
-                if number == 10 * BATCH_RECORDS:
+            for number, _ in enumerate(record_batches(copy), start=1):
+                if number == 10:
                     raise Abandoned  # what a lost lease or a cancel does to an export
         # Without the cancel, reaching this point would mean reading 100M rows.
         conn.rollback()

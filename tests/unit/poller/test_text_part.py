@@ -16,6 +16,7 @@ from poller.files import feed as feed_module
 from poller.files import text as text_module
 from poller.files.feed import RecordFeed
 from poller.files.text import TextPart
+from tests.support.batches import in_batches
 
 HEADER = b"order_id,placed_at,note\n"
 
@@ -47,7 +48,7 @@ def part(
 ) -> tuple[TextPart, list[tuple[int, int]]]:
     calls: list[tuple[int, int]] = []
     stream = TextPart(
-        RecordFeed(records),
+        RecordFeed(in_batches(records)),
         gzip=gzip,
         on_progress=lambda rows, size: calls.append((rows, size)),
         preamble=preamble,
@@ -167,7 +168,7 @@ def test_an_exception_from_on_progress_propagates_out_of_read() -> None:
     def cancel(rows: int, size: int) -> None:
         raise Cancelled
 
-    stream = TextPart(RecordFeed(TRICKY_RECORDS), gzip=True, on_progress=cancel)
+    stream = TextPart(RecordFeed(in_batches(TRICKY_RECORDS)), gzip=True, on_progress=cancel)
 
     with pytest.raises(Cancelled):
         stream.read(1000)
@@ -186,7 +187,10 @@ def test_cancelling_from_on_progress_stops_reading_the_copy_output() -> None:
         raise Cancelled
 
     stream = TextPart(
-        RecordFeed(copy_records()), gzip=False, on_progress=cancel, progress_seconds=0.0
+        RecordFeed(in_batches(copy_records())),
+        gzip=False,
+        on_progress=cancel,
+        progress_seconds=0.0,
     )
 
     with pytest.raises(Cancelled):
@@ -227,7 +231,8 @@ def test_the_source_is_read_at_most_a_few_blocks_ahead_of_the_reader() -> None:
             consumed += len(record)
             yield record
 
-    stream = TextPart(RecordFeed(copy_records()), gzip=True, on_progress=lambda r, s: None)
+    feed = RecordFeed(in_batches(copy_records()))
+    stream = TextPart(feed, gzip=True, on_progress=lambda r, s: None)
     with stream:
         assert len(stream.read(1)) == 1
 
@@ -256,7 +261,7 @@ def test_a_cancel_from_on_progress_stops_the_compression_thread_on_close() -> No
     with (
         pytest.raises(Cancelled),
         TextPart(
-            RecordFeed(b"1,2024-01-01,x\n" for _ in range(10**7)),
+            RecordFeed(in_batches(b"1,2024-01-01,x\n" for _ in range(10**7))),
             gzip=True,
             on_progress=cancel,
             progress_seconds=0.0,
@@ -296,9 +301,9 @@ def test_a_compression_error_is_raised_by_read_and_the_thread_ends(
 
 
 def split_into_parts(
-    records: list[bytes], *, max_bytes: int, use_gzip: bool
+    records: list[bytes], *, max_bytes: int, use_gzip: bool, batch: int = 7
 ) -> list[tuple[TextPart, bytes]]:
-    feed = RecordFeed(records)
+    feed = RecordFeed(in_batches(records, batch))
     parts = []
     while True:
         stream = TextPart(
@@ -310,13 +315,15 @@ def split_into_parts(
             return parts
 
 
+@pytest.mark.parametrize("batch", [1, 1000], ids=["record-by-record", "batches"])
 @pytest.mark.parametrize("use_gzip", [False, True], ids=["csv", "gzip"])
-def test_parts_stay_within_max_bytes_and_hold_every_record_once(use_gzip: bool) -> None:
+def test_parts_stay_within_max_bytes_and_hold_every_record_once(use_gzip: bool, batch: int) -> None:
     # Random text compresses about 2:1, so a gzip part holds about twice the raw limit.
+    # With batches of 1000 records (~70 kB) every part ends inside a batch.
     records = big_records(60_000, seed=11)
     limit = 400_000
 
-    parts = split_into_parts(records, max_bytes=limit, use_gzip=use_gzip)
+    parts = split_into_parts(records, max_bytes=limit, use_gzip=use_gzip, batch=batch)
 
     assert len(parts) >= 3
     texts = [gzip.decompress(data) if use_gzip else data for _, data in parts]

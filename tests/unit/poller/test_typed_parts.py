@@ -16,6 +16,7 @@ from poller.files.feed import RecordFeed
 from poller.files.parquet import ParquetPart
 from poller.files.typed import TypedBlocks
 from poller.files.xlsx import XlsxPart
+from tests.support.batches import in_batches
 
 COLUMNS = (
     Column("n", "integer", "bigint"),
@@ -34,7 +35,11 @@ def records(count: int) -> list[bytes]:
 
 def blocks(count: int) -> TypedBlocks:
     return TypedBlocks(
-        RecordFeed(records(count)), COLUMNS, "Europe/Berlin", on_tick=lambda: None, tick_seconds=60
+        RecordFeed(in_batches(records(count))),
+        COLUMNS,
+        "Europe/Berlin",
+        on_tick=lambda: None,
+        tick_seconds=60,
     )
 
 
@@ -83,7 +88,7 @@ def test_an_empty_export_is_one_parquet_file_with_the_schema_and_no_rows() -> No
 
 
 def test_a_value_no_column_type_can_hold_is_a_permanent_error() -> None:
-    feed = RecordFeed([b"1,infinity,x\n"])
+    feed = RecordFeed([[b"1,infinity,x\n"]])
     source = TypedBlocks(feed, COLUMNS, "UTC", on_tick=lambda: None, tick_seconds=60)
 
     with pytest.raises(PermanentError, match="does not fit the file's column type"):
