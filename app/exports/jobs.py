@@ -19,7 +19,6 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from psycopg import Connection
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from app.exports import priorities
@@ -30,7 +29,6 @@ from app.notifications import email, webhooks
 from app.platform import crypto
 from app.platform.crypto import mask_address
 from app.platform.db import (
-    QUERIES,
     fenced,
     fetch_all,
     fetch_one,
@@ -336,33 +334,24 @@ def _check_owner_requests(
     """Lock the owner's requests until commit, then (earlier job, active jobs count).
 
     The earlier job is the one the idempotency key names, else (with dedupe) a recent
-    twin. One round trip: the statements are pipelined. Each runs after the lock is
-    granted, with its own snapshot (READ COMMITTED), so it sees what the previous holder
-    of the lock committed: two concurrent requests cannot both see a free slot (or both
-    miss the twin the other is creating). A hash collision of the lock only makes two
-    owners wait for each other briefly.
+    twin. One call of exports.check_owner_requests, which says why the lock makes the
+    checks safe under concurrency; the earlier job's row is read only when there is one.
     """
-    owner = {"tenant": tenant, "owner_id": owner_id}
-    looking = counting = None
-    with conn.pipeline():
-        conn.execute(QUERIES["lock_owner_requests"], owner)
-        if idempotency_key is not None:
-            looking = conn.cursor(row_factory=dict_row)
-            looking.execute(
-                QUERIES["get_job_by_key"], {**owner, "idempotency_key": idempotency_key}
-            )
-        elif dedupe_seconds:
-            looking = conn.cursor(row_factory=dict_row)
-            looking.execute(
-                QUERIES["find_recent_twin"],
-                {**owner, "request_fingerprint": fingerprint, "seconds": dedupe_seconds},
-            )
-        if count_active:
-            counting = conn.cursor(row_factory=dict_row)
-            counting.execute(QUERIES["count_active_jobs"], owner)
-    earlier = looking.fetchone() if looking is not None else None
-    counted = counting.fetchone() if counting is not None else None
-    return earlier, counted["active"] if counted is not None else 0
+    checked = fetch_one(
+        conn,
+        "check_owner_requests",
+        tenant=tenant,
+        owner_id=owner_id,
+        request_fingerprint=fingerprint,
+        idempotency_key=idempotency_key,
+        dedupe_seconds=float(dedupe_seconds),
+        count_active=count_active,
+    )
+    assert checked is not None  # a function with OUT parameters returns one row
+    earlier = None
+    if checked["earlier_job_id"] is not None:
+        earlier = fetch_one(conn, "get_job_by_id", id=checked["earlier_job_id"])
+    return earlier, checked["active_jobs"]
 
 
 def _replayed(job: Job, fingerprint: str) -> Job:

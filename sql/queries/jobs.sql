@@ -44,21 +44,12 @@ WHERE tenant = %(tenant)s AND owner_id = %(owner_id)s AND idempotency_key = %(id
 SELECT pg_advisory_xact_lock(
     hashtextextended('exports.request:' || %(tenant)s || ':' || %(owner_id)s, 0));
 
--- name: count_active_jobs
--- Uses the partial index jobs_active_per_owner.
-SELECT count(*) AS active FROM exports.jobs
-WHERE tenant = %(tenant)s AND owner_id = %(owner_id)s AND state IN ('queued', 'running');
-
--- name: find_recent_twin
--- The same request (fingerprint) by the same tenant+owner a few seconds ago that is still
--- wanted: a cancelled or failed job is not reused (asking again is deliberate then).
-SELECT * FROM exports.jobs
-WHERE tenant = %(tenant)s AND owner_id = %(owner_id)s
-  AND request_fingerprint = %(request_fingerprint)s
-  AND created_at > now() - make_interval(secs => %(seconds)s)
-  AND state IN ('queued', 'running', 'succeeded')
-ORDER BY created_at DESC, id DESC
-LIMIT 1;
+-- name: check_owner_requests
+-- The owner's lock, then the job this request repeats and the active count: see
+-- sql/functions/check_owner_requests.sql.
+SELECT * FROM exports.check_owner_requests(
+    %(tenant)s, %(owner_id)s, %(request_fingerprint)s, %(idempotency_key)s,
+    %(dedupe_seconds)s, %(count_active)s);
 
 -- name: get_job
 SELECT * FROM exports.jobs WHERE tenant = %(tenant)s AND id = %(id)s;
