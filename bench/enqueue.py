@@ -183,7 +183,9 @@ def http_load(port: int, key: str | None, seconds: float, connections: int = 8) 
     if key:
         headers["Authorization"] = f"Bearer {key}"
     probe = HTTPConnection("127.0.0.1", port, timeout=10)
-    probe.request("POST", "/v1/exports", json.dumps({**BODY, "owner_id": "bench-probe"}), headers)
+    # A new owner each call: the same one would reach its quota of active jobs by the 6th.
+    owner = f"bench-probe-{time.time_ns()}"
+    probe.request("POST", "/v1/exports", json.dumps({**BODY, "owner_id": owner}), headers)
     response = probe.getresponse()
     if response.status != 202:
         raise RuntimeError(f"POST /v1/exports answered {response.status}: {response.read()!r}")
