@@ -142,7 +142,7 @@ class ExportKind:
         return bound
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one catalog is one object: HTTP caches per catalog
 class Catalog:
     """Every export kind, by name."""
 

@@ -130,17 +130,10 @@ def export_request(body: Any, catalog: Catalog) -> ExportRequest:
     that kind's schema, any other body against the envelope (which says what kinds exist).
     Then, where the schema found nothing wrong, the checks JSON Schema cannot express.
     """
-    components = schemas.component_schemas(catalog)
     kind_name = body.get("kind") if isinstance(body, dict) else None
     kind = catalog.get(kind_name) if isinstance(kind_name, str) else None
-    if kind is None:
-        errors = schemas.validate(
-            schemas.export_request_envelope(catalog), body, components=components
-        )
-    else:
-        errors = schemas.validate(
-            schemas.ref(schemas.kind_schema_name(kind)), body, components=components
-        )
+    schema = schemas.ENVELOPE if kind is None else schemas.kind_schema_name(kind)
+    errors = schemas.validate_in_catalog(catalog, schema, body)
     if not isinstance(body, dict):
         raise invalid(errors)
 
@@ -282,9 +275,7 @@ def schedule_request(body: Any, catalog: Catalog) -> ScheduleSpec:
     """Validate a POST /v1/schedules body: the ScheduleRequest schema, the export fields
     exactly as POST /v1/exports checks them, then cron and time zone; a 422 lists every
     bad field at once."""
-    errors = schemas.validate(
-        schemas.ref("ScheduleRequest"), body, components=schemas.component_schemas(catalog)
-    )
+    errors = schemas.validate_in_catalog(catalog, "ScheduleRequest", body)
     if not isinstance(body, dict):
         raise invalid(errors)
     export = None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -113,8 +114,33 @@ def validate(
     root: Mapping[str, Any] = schema
     if components is not None:  # "#/components/..." then resolves inside this root
         root = {"components": {"schemas": components}, "allOf": [schema]}
+    return _errors(Draft202012Validator(root), instance)
+
+
+# Validators of each catalog's request schemas, built on first use. Building one (every
+# component schema, then the validator and its $ref registry) cost more than validating a
+# body with it: ~0.1 ms of a POST /v1/exports (bench/README.md, "Enqueue: what limits it").
+_CATALOG_VALIDATORS: weakref.WeakKeyDictionary[Catalog, dict[str, Draft202012Validator]] = (
+    weakref.WeakKeyDictionary()
+)
+ENVELOPE = "ExportRequest envelope"  # export_request_envelope(): for a body naming no kind
+
+
+def validate_in_catalog(catalog: Catalog, name: str, instance: Any) -> dict[str, str]:
+    """validate() against the component schema `name` (or ENVELOPE) of `catalog`'s
+    document, with a validator built once per catalog."""
+    validators = _CATALOG_VALIDATORS.setdefault(catalog, {})
+    validator = validators.get(name)
+    if validator is None:  # two threads may both build it: the same validator either way
+        schema = export_request_envelope(catalog) if name == ENVELOPE else ref(name)
+        root = {"components": {"schemas": component_schemas(catalog)}, "allOf": [schema]}
+        validator = validators[name] = Draft202012Validator(root)
+    return _errors(validator, instance)
+
+
+def _errors(validator: Draft202012Validator, instance: Any) -> dict[str, str]:
     errors: dict[str, str] = {}
-    for error in Draft202012Validator(root).iter_errors(instance):
+    for error in validator.iter_errors(instance):
         for pointer, message in _explain(error):
             errors.setdefault(pointer, message)
     return errors
