@@ -39,7 +39,8 @@ SELECT * FROM exports.jobs
 WHERE tenant = %(tenant)s AND owner_id = %(owner_id)s AND idempotency_key = %(idempotency_key)s;
 
 -- name: lock_owner_requests
--- Serializes new requests of one tenant+owner until commit (quota count, dedupe check).
+-- Serializes new requests of one tenant+owner until commit (schedules.sql counts schedules
+-- under it). The same lock as exports.check_owner_requests takes: keep the key the same.
 -- A hash collision only makes two owners wait for each other briefly.
 SELECT pg_advisory_xact_lock(
     hashtextextended('exports.request:' || %(tenant)s || ':' || %(owner_id)s, 0));
