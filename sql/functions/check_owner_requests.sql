@@ -1,7 +1,8 @@
 -- exports.check_owner_requests: what POST /v1/exports (and a schedule's run) asks before
 -- queueing an export. The current definition (created by migration 0018). A database
 -- changes only through migrations: to change this, edit it here and run the new text from a
--- new migration (tests/integration/test_schema.py checks that the two agree).
+-- new migration (tests/integration/test_schema.py checks that the two agree). Its lock is
+-- the one queries/jobs.sql lock_owner_requests takes (schedules count under it): same key.
 CREATE OR REPLACE FUNCTION exports.check_owner_requests(
     tenant text,
     owner_id text,
